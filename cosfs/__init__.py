@@ -1,0 +1,3 @@
+"""cosfs: mount a Tencent Cloud COS bucket as a directory."""
+
+__version__ = "0.1.0"
