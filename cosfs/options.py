@@ -1,0 +1,128 @@
+"""The ``-o name=value`` options: one declaration each, giving parser, default and help text.
+
+Every option is a field of ``Options``; its metadata holds the help line and the parser, so
+``--help``, validation and defaults come from one place. Unknown options are an error,
+never silently ignored: a misspelt ``stat_cache_ttl`` would otherwise leave a user
+wondering why nothing changed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
+
+from cosfs.errors import ConfigError
+
+
+def _bool(text: str) -> bool:
+    lowered = text.strip().lower()
+    if lowered in ("", "1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise ValueError("expected 1/0, true/false, yes/no")
+
+
+def _choice(*allowed: str) -> Callable[[str], str]:
+    def parse(text: str) -> str:
+        if text not in allowed:
+            raise ValueError(f"expected one of {', '.join(allowed)}")
+        return text
+
+    return parse
+
+
+def _number(kind: Callable[[str], Any], low: float, high: float) -> Callable[[str], Any]:
+    def parse(text: str) -> Any:
+        value = kind(text)
+        if not low <= value <= high:
+            raise ValueError(f"expected a number from {low:g} to {high:g}")
+        return value
+
+    return parse
+
+
+def _text(text: str) -> str:
+    if not text:
+        raise ValueError("expected a value")
+    return text
+
+
+def _option(default: Any, parse: Callable[[str], Any], help_text: str, *aliases: str) -> Any:
+    return field(default=default, metadata={"parse": parse, "help": help_text, "aliases": aliases})
+
+
+@dataclass(frozen=True)
+class Options:
+    """Everything a mount can be told with ``-o``."""
+
+    api: str = _option("xml", _choice("xml", "json"), "COS API to use: xml (current) or json (legacy /files/v2)")
+    region: Optional[str] = _option(None, _text, "bucket region, e.g. ap-guangzhou (needed unless endpoint= is given)")
+    endpoint: Optional[str] = _option(
+        None, _text, "API endpoint URL instead of the region's (private network, accelerate domain, emulator)", "url")
+    path_style: Optional[bool] = _option(
+        None, _bool, "address the bucket as endpoint/BUCKET/key (default: only for IP endpoints)",
+        "use_path_request_style")
+    download_endpoint: Optional[str] = _option(None, _text, "JSON API: URL objects are downloaded from")
+    signature: str = _option("cos", _choice("cos", "v4"), "XML API request signature: cos (q-sign) or v4 (AWS SigV4)")
+    passwd_file: Optional[str] = _option(None, _text, "credentials file (SecretId:SecretKey lines, or key=value lines)")
+    public_bucket: bool = _option(False, _bool, "send anonymous requests (public-read bucket, no credentials)")
+    connect_timeout: float = _option(10.0, _number(float, 0.1, 600), "seconds to wait for a TCP/TLS connection")
+    read_timeout: float = _option(60.0, _number(float, 1, 3600), "seconds to wait for data on an open connection")
+    retries: int = _option(5, _number(int, 0, 100), "repeats of a request after a transient failure")
+    parallel_count: int = _option(
+        8, _number(int, 1, 256), "concurrent requests (uploads, HEADs); sizes the connection pool")
+    no_check_certificate: bool = _option(False, _bool, "do not verify the server's TLS certificate (unsafe)")
+
+
+def option_fields() -> List[dataclasses.Field]:
+    return list(dataclasses.fields(Options))
+
+
+def _lookup() -> Dict[str, dataclasses.Field]:
+    table = {}
+    for item in option_fields():
+        table[item.name] = item
+        for alias in item.metadata["aliases"]:
+            table[alias] = item
+    return table
+
+
+def split_option_string(text: str) -> List[Tuple[str, str]]:
+    """``"a=1,b,c=x"`` to ``[("a", "1"), ("b", ""), ("c", "x")]``."""
+    pairs = []
+    for item in text.split(","):
+        item = item.strip()
+        if item:
+            name, _, value = item.partition("=")
+            pairs.append((name.strip(), value.strip()))
+    return pairs
+
+
+def parse_options(pairs: Iterable[Tuple[str, str]]) -> Options:
+    """Validate ``(name, value)`` pairs into ``Options``; ConfigError names the bad one."""
+    table = _lookup()
+    values: Dict[str, Any] = {}
+    for name, text in pairs:
+        declared = table.get(name)
+        if declared is None:
+            raise ConfigError(f"unknown option '{name}'; run 'cosfs --help' for the list")
+        try:
+            values[declared.name] = declared.metadata["parse"](text)
+        except ValueError as exc:
+            raise ConfigError(f"bad value {text!r} for option '{name}': {exc}") from None
+    return Options(**values)
+
+
+def options_from_string(text: str) -> Options:
+    return parse_options(split_option_string(text))
+
+
+def options_help() -> str:
+    """One line per option: name, default, what it does."""
+    lines = []
+    for item in option_fields():
+        default = "" if item.default is None else f" (default {item.default})"
+        lines.append(f"  {item.name:<22} {item.metadata['help']}{default}")
+    return "\n".join(lines)

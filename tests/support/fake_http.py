@@ -1,0 +1,95 @@
+"""A requests adapter that answers from a Python function: HTTP-level unit tests without a socket.
+
+Mount it on a ``requests.Session`` and give the session to ``cosfs.transport.Transport``;
+every request goes to ``handler(request) -> FakeResponse`` and is recorded in ``requests``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Dict, List
+from urllib.parse import parse_qsl, unquote, urlsplit
+
+import requests
+from requests.adapters import BaseAdapter
+from requests.structures import CaseInsensitiveDict
+
+
+@dataclass
+class FakeResponse:
+    status: int = 200
+    body: bytes = b""
+    headers: Dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class SeenRequest:
+    method: str
+    url: str
+    path: str
+    params: List[tuple]
+    headers: CaseInsensitiveDict
+    body: bytes
+
+    @property
+    def query(self) -> Dict[str, str]:
+        return dict(self.params)
+
+
+class FakeAdapter(BaseAdapter):
+    def __init__(self, handler: Callable[[SeenRequest], FakeResponse]) -> None:
+        super().__init__()
+        self.handler = handler
+        self.requests: List[SeenRequest] = []
+
+    def send(self, request, stream=False, timeout=None, verify=True, cert=None, proxies=None):
+        parts = urlsplit(request.url)
+        body = request.body or b""
+        if isinstance(body, str):
+            body = body.encode("utf-8")
+        headers = CaseInsensitiveDict(request.headers)
+        headers.setdefault("Host", parts.netloc)  # added by the connection layer on a real socket
+        seen = SeenRequest(
+            method=request.method,
+            url=request.url,
+            path=unquote(parts.path),
+            params=parse_qsl(parts.query, keep_blank_values=True),
+            headers=headers,
+            body=bytes(body),
+        )
+        self.requests.append(seen)
+        answer = self.handler(seen)
+        if isinstance(answer, Exception):
+            raise answer
+        response = requests.Response()
+        response.status_code = answer.status
+        response._content = answer.body
+        response.headers = CaseInsensitiveDict(answer.headers)
+        response.url = request.url
+        response.request = request
+        return response
+
+    def close(self) -> None:
+        pass
+
+
+def mount_fake(session: requests.Session, handler: Callable[[SeenRequest], FakeResponse]) -> FakeAdapter:
+    """Route every request of ``session`` to ``handler`` (after Transport mounted its own adapter)."""
+    adapter = FakeAdapter(handler)
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    return adapter
+
+
+def fake_transport(handler: Callable[[SeenRequest], FakeResponse], retry=None):
+    """A ``Transport`` whose requests all go to ``handler``, and the adapter that records them.
+
+    The default retry policy never sleeps, so retry tests run instantly.
+    """
+    from cosfs.retry import RetryPolicy
+    from cosfs.transport import Transport
+
+    if retry is None:
+        retry = RetryPolicy(retries=3, sleep=lambda seconds: None)
+    transport = Transport(retry=retry)
+    return transport, mount_fake(transport.session, handler)

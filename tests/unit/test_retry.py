@@ -1,0 +1,116 @@
+"""RetryPolicy and the transport's retry decisions, with time injected (no sleeping)."""
+
+from __future__ import annotations
+
+import errno
+import random
+
+import pytest
+import requests
+
+from cosfs.errors import CosError
+from cosfs.retry import RetryPolicy
+from cosfs.transport import HttpRequest
+from tests.support.fake_http import FakeResponse, fake_transport
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.sleeps = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+
+def policy(clock, **kwargs):
+    return RetryPolicy(clock=clock, sleep=clock.sleep, rng=random.Random(7), **kwargs)
+
+
+def test_backoff_grows_exponentially_and_is_capped():
+    clock = FakeClock()
+    retry = policy(clock, retries=8, base_delay=0.5, max_delay=4.0, deadline=1000)
+    assert list(retry.attempts()) == list(range(9))
+    assert all(0.25 <= s <= 0.5 for s in clock.sleeps[:1])
+    assert all(s <= 4.0 for s in clock.sleeps)
+    assert clock.sleeps[-1] >= 2.0, "late waits reach at least half the cap"
+    assert clock.sleeps[2] > clock.sleeps[0]
+
+
+def test_attempts_stop_at_the_deadline():
+    clock = FakeClock()
+    retry = policy(clock, retries=100, base_delay=1.0, max_delay=8.0, deadline=20.0)
+    attempts = list(retry.attempts())
+    assert len(attempts) < 101
+    assert clock.now <= 20.0, "no wait ends past the deadline"
+
+
+def test_zero_retries_means_one_attempt():
+    clock = FakeClock()
+    assert list(policy(clock, retries=0).attempts()) == [0]
+    assert clock.sleeps == []
+
+
+def request(**fields):
+    base = dict(method="GET", base_url="http://cos.test", path="/k", sign_path="/k", operation="read", key="k")
+    base.update(fields)
+    return HttpRequest(**base)
+
+
+def check(response, req):
+    if response.status_code < 300:
+        return None
+    return CosError("failed", status=response.status_code, code=response.headers.get("code", ""),
+                    operation=req.operation, key=req.key)
+
+
+def no_sign(req):
+    return {}
+
+
+def test_transient_failure_then_success():
+    answers = [FakeResponse(503), FakeResponse(500), FakeResponse(200, b"ok")]
+    transport, adapter = fake_transport(lambda seen: answers.pop(0))
+    assert transport.send(request(), no_sign, check).content == b"ok"
+    assert len(adapter.requests) == 3
+
+
+def test_4xx_is_not_retried():
+    transport, adapter = fake_transport(lambda seen: FakeResponse(404))
+    with pytest.raises(CosError) as raised:
+        transport.send(request(), no_sign, check)
+    assert raised.value.errno == errno.ENOENT
+    assert len(adapter.requests) == 1
+
+
+def test_non_idempotent_request_is_never_repeated_blindly():
+    transport, adapter = fake_transport(lambda seen: requests.ConnectionError("reset"))
+    with pytest.raises(CosError) as raised:
+        transport.send(request(method="POST", idempotent=False), no_sign, check)
+    assert raised.value.transient
+    assert len(adapter.requests) == 1
+
+
+def test_refused_signature_is_signed_again_once_even_when_not_idempotent():
+    answers = [FakeResponse(400, headers={"code": "-77"}), FakeResponse(200, b"done")]
+    signatures = []
+
+    def sign(req):
+        signatures.append(len(signatures))
+        return {"Authorization": f"sig{len(signatures)}"}
+
+    transport, adapter = fake_transport(lambda seen: answers.pop(0))
+    assert transport.send(request(method="POST", idempotent=False), sign, check).content == b"done"
+    assert [r.headers["Authorization"] for r in adapter.requests] == ["sig1", "sig2"]
+
+
+def test_throttling_exhausts_retries_then_reports_eio():
+    transport, adapter = fake_transport(lambda seen: FakeResponse(503, headers={"code": "SlowDown"}))
+    with pytest.raises(CosError) as raised:
+        transport.send(request(), no_sign, check)
+    assert raised.value.errno == errno.EIO
+    assert len(adapter.requests) == 4
