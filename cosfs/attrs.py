@@ -1,0 +1,294 @@
+"""Turn COS object metadata into POSIX attributes and back, the way Tencent's COSFS stores them.
+
+A bucket shared with COSFS (or s3fs) looks the same through either mount. Attributes live
+in user metadata (keys here are lower-case and without ``x-cos-meta-``):
+
+- ``mode``: the full ``st_mode`` in decimal (``"33188"`` is a 0644 file). When it has no
+  type bits, the object is a directory if its key ends in ``/`` or its Content-Type is
+  ``application/x-directory``, else a regular file. s3sync's ``permissions`` is read when
+  ``mode`` is absent.
+- ``uid``, ``gid``: decimal; s3sync's ``owner``, ``group`` are read when they are absent.
+- ``mtime``: whole seconds since the epoch, in decimal, as COSFS writes it (COSFS ignores
+  anything else). ``mtime-nsec`` is ours: the nanoseconds, 0..999999999, written only when
+  not 0. s3fs's ``"sec.fraction"`` form is read too (its fraction then wins over
+  ``mtime-nsec``). Before 1970 ``mtime`` is negative (COSFS reads that as 0). Without
+  ``mtime`` the object's Last-Modified is used. A tool that rewrites ``mtime`` but keeps
+  the other keys leaves a stale ``mtime-nsec``, off by less than a second.
+
+Where COSFS parses an unparsable value as 0 (``"0644x"`` -> mode 0, ``"1.5x"`` -> mtime 0),
+cosfs falls back to the default instead: the mount's umask-derived mode, its uid/gid, or
+Last-Modified. Out-of-range numbers (a mode above 0o177777, an id of 2**32 or more, an
+mtime whose nanoseconds overflow 64 bits) count as unparsable. Nothing is logged: these
+values come from other tools and are not our errors. An object whose type bits name a
+device, FIFO or socket shows as a regular file.
+
+Pure functions and frozen values: no I/O.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import stat
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any, Dict, Mapping, Optional
+
+from cosfs.model import Metadata, ObjectInfo
+
+FILE = "file"
+DIR = "dir"
+SYMLINK = "symlink"
+
+#: kind -> the st_mode type bits it carries.
+TYPE_BITS = {FILE: stat.S_IFREG, DIR: stat.S_IFDIR, SYMLINK: stat.S_IFLNK}
+
+META_MODE = "mode"
+META_UID = "uid"
+META_GID = "gid"
+META_MTIME = "mtime"
+META_MTIME_NSEC = "mtime-nsec"
+#: s3sync's names, read (never written) when the COSFS ones are absent.
+META_PERMISSIONS = "permissions"
+META_OWNER = "owner"
+META_GROUP = "group"
+
+DIRECTORY_CONTENT_TYPE = "application/x-directory"
+#: ``st_blksize``: the preferred I/O size reported to programs.
+BLOCK_SIZE = 4096
+
+_NS = 1_000_000_000
+_MAX_ID = 2**32 - 1
+_MAX_MODE = 0o177777
+#: Largest |mtime| in seconds whose nanoseconds still fit the signed 64 bits of a timespec.
+_MAX_SECONDS = 2**63 // _NS - 1
+_UNSIGNED = re.compile(r"[0-9]{1,20}")
+_MTIME = re.compile(r"(-?[0-9]{1,20})(?:\.([0-9]{1,9}))?")
+
+
+@dataclass(frozen=True)
+class Attr:
+    """The POSIX attributes of one file, directory or symlink.
+
+    ``mode`` is the full ``st_mode`` (type bits agree with ``kind``). ``meta`` is the
+    object's whole user metadata, so keys cosfs does not know survive a chmod or utimens.
+    ``link_target`` is the target of a symlink when it has been read, else ``None``.
+    """
+
+    kind: str
+    mode: int
+    uid: int
+    gid: int
+    size: int
+    mtime_ns: int
+    etag: str = ""
+    content_type: Optional[str] = None
+    meta: Mapping[str, str] = field(default_factory=dict, hash=False)
+    link_target: Optional[str] = None
+
+    def __post_init__(self) -> None:
+        if self.kind not in TYPE_BITS:
+            raise ValueError(f"kind must be one of {sorted(TYPE_BITS)}, not {self.kind!r}")
+        if stat.S_IFMT(self.mode) != TYPE_BITS[self.kind]:
+            raise ValueError(
+                f"mode {self.mode:#o} does not carry the type bits of a {self.kind}"
+            )
+        object.__setattr__(self, "meta", MappingProxyType(dict(self.meta)))
+
+    @property
+    def is_dir(self) -> bool:
+        return self.kind == DIR
+
+    def to_stat(self) -> Dict[str, int]:
+        """The stat dict for the FUSE binding (run with ``use_ns=True``): times are int
+        nanoseconds, and no value is ever ``None``."""
+        return {
+            "st_mode": self.mode,
+            "st_nlink": 2 if self.kind == DIR else 1,
+            "st_uid": self.uid,
+            "st_gid": self.gid,
+            "st_size": self.size,
+            "st_blocks": -(-self.size // 512),
+            "st_blksize": BLOCK_SIZE,
+            "st_atime": self.mtime_ns,
+            "st_mtime": self.mtime_ns,
+            "st_ctime": self.mtime_ns,
+        }
+
+
+@dataclass(frozen=True)
+class AttrDefaults:
+    """The owner and permissions of objects that carry none, from the mount's options."""
+
+    uid: int
+    gid: int
+    umask: int = 0o022
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.umask <= 0o777:
+            raise ValueError(f"umask must be within 0..0o777, not {self.umask:#o}")
+
+    @property
+    def file_mode(self) -> int:
+        """Permission bits of a file without a stored mode."""
+        return 0o666 & ~self.umask
+
+    @property
+    def dir_mode(self) -> int:
+        """Permission bits of a directory without a stored mode."""
+        return 0o777 & ~self.umask
+
+
+def attr_from_info(
+    info: ObjectInfo, defaults: AttrDefaults, is_dir: Optional[bool] = None
+) -> Attr:
+    """The attributes of ``info``, read COSFS-style from its metadata, defaults elsewhere.
+
+    ``is_dir`` says whether the object is a directory when the caller knows (it stat'ed
+    a ``dir/`` key, say); ``None`` infers it from the key, ``info.is_dir``, the mode's type
+    bits and the Content-Type. A key ending in ``/`` is always a directory.
+    ``info.meta is None`` (a list page) gives the defaults and Last-Modified.
+    """
+    meta: Metadata = info.meta or {}
+    stored_mode = _unsigned(meta, META_MODE, _MAX_MODE)
+    if stored_mode is None:
+        stored_mode = _unsigned(meta, META_PERMISSIONS, _MAX_MODE)
+    kind = _kind_of(info, stored_mode, is_dir)
+    if stored_mode is None:
+        permissions = defaults.dir_mode if kind == DIR else defaults.file_mode
+    else:
+        permissions = stat.S_IMODE(stored_mode)
+    uid = _first_id(meta, META_UID, META_OWNER, defaults.uid)
+    gid = _first_id(meta, META_GID, META_GROUP, defaults.gid)
+    mtime_ns = _mtime_ns(meta)
+    return Attr(
+        kind=kind,
+        mode=TYPE_BITS[kind] | permissions,
+        uid=uid,
+        gid=gid,
+        size=info.size,
+        mtime_ns=info.mtime_ns if mtime_ns is None else mtime_ns,
+        etag=info.etag,
+        content_type=info.content_type,
+        meta=meta,
+    )
+
+
+def implicit_dir_attr(defaults: AttrDefaults, mtime_ns: int = 0) -> Attr:
+    """The attributes of a directory that exists only as a key prefix (no marker object)."""
+    return Attr(
+        kind=DIR,
+        mode=stat.S_IFDIR | defaults.dir_mode,
+        uid=defaults.uid,
+        gid=defaults.gid,
+        size=0,
+        mtime_ns=mtime_ns,
+    )
+
+
+def root_attr(defaults: AttrDefaults, mtime_ns: int) -> Attr:
+    """The attributes of the mount's root directory (``mtime_ns``: usually the mount time)."""
+    return implicit_dir_attr(defaults, mtime_ns)
+
+
+def meta_for(
+    mode: int, uid: int, gid: int, mtime_ns: int, base: Optional[Metadata] = None
+) -> Dict[str, str]:
+    """The user metadata to store for these attributes: ``base`` (other keys kept) with
+    ``mode``, ``uid``, ``gid``, ``mtime`` set COSFS-style and ``mtime-nsec`` set, or
+    removed when the nanoseconds are 0."""
+    seconds, nanoseconds = divmod(mtime_ns, _NS)
+    meta = dict(base or {})
+    meta[META_MODE] = str(mode)
+    meta[META_UID] = str(uid)
+    meta[META_GID] = str(gid)
+    meta[META_MTIME] = str(seconds)
+    if nanoseconds:
+        meta[META_MTIME_NSEC] = str(nanoseconds)
+    else:
+        meta.pop(META_MTIME_NSEC, None)
+    return meta
+
+
+def meta_of(attr: Attr) -> Dict[str, str]:
+    """``meta_for`` the fields of ``attr``, keeping the rest of its metadata."""
+    return meta_for(attr.mode, attr.uid, attr.gid, attr.mtime_ns, base=attr.meta)
+
+
+def with_changes(attr: Attr, **fields: Any) -> Attr:
+    """A copy of ``attr`` with ``fields`` replaced. A ``mode`` without type bits gets the
+    kind's; a new ``kind`` alone keeps the permission bits."""
+    kind = fields.get("kind", attr.kind)
+    mode = fields.get("mode", stat.S_IMODE(attr.mode) if "kind" in fields else attr.mode)
+    if stat.S_IFMT(mode) == 0 and kind in TYPE_BITS:
+        mode |= TYPE_BITS[kind]
+    fields["mode"] = mode
+    return dataclasses.replace(attr, **fields)
+
+
+def _kind_of(info: ObjectInfo, stored_mode: Optional[int], is_dir: Optional[bool]) -> str:
+    if info.key.endswith("/"):
+        return DIR
+    if is_dir is not None:
+        if is_dir:
+            return DIR
+        return SYMLINK if _type_of(stored_mode) == stat.S_IFLNK else FILE
+    type_bits = _type_of(stored_mode)
+    if type_bits == stat.S_IFDIR:
+        return DIR
+    if type_bits == stat.S_IFLNK:
+        return SYMLINK
+    if type_bits:
+        return FILE
+    if info.is_dir or _is_directory_type(info.content_type):
+        return DIR
+    return FILE
+
+
+def _type_of(mode: Optional[int]) -> int:
+    return stat.S_IFMT(mode) if mode is not None else 0
+
+
+def _is_directory_type(content_type: Optional[str]) -> bool:
+    if not content_type:
+        return False
+    return content_type.split(";", 1)[0].strip().lower() == DIRECTORY_CONTENT_TYPE
+
+
+def _unsigned(meta: Metadata, key: str, maximum: int) -> Optional[int]:
+    """``meta[key]`` as a decimal number within 0..maximum, or ``None``."""
+    text = meta.get(key)
+    if text is None:
+        return None
+    text = text.strip()
+    if not _UNSIGNED.fullmatch(text):
+        return None
+    value = int(text)
+    return value if value <= maximum else None
+
+
+def _first_id(meta: Metadata, key: str, fallback_key: str, default: int) -> int:
+    for name in (key, fallback_key):
+        value = _unsigned(meta, name, _MAX_ID)
+        if value is not None:
+            return value
+    return default
+
+
+def _mtime_ns(meta: Metadata) -> Optional[int]:
+    """The stored mtime in nanoseconds (``mtime`` plus ``mtime-nsec``), or ``None``."""
+    text = meta.get(META_MTIME)
+    if text is None:
+        return None
+    match = _MTIME.fullmatch(text.strip())
+    if match is None:
+        return None
+    seconds = int(match.group(1))
+    if abs(seconds) > _MAX_SECONDS:
+        return None
+    fraction = match.group(2)
+    nanoseconds = int(fraction.ljust(9, "0")) if fraction else 0
+    extra = _unsigned(meta, META_MTIME_NSEC, _NS - 1)
+    if extra is not None and not fraction:
+        nanoseconds = extra
+    return seconds * _NS + nanoseconds

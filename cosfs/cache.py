@@ -1,0 +1,216 @@
+"""Remember recent stat results and directory listings for a bounded time.
+
+Invalidation policy:
+
+- A positive ``StatCache`` entry (a path's ``Attr``) lives ``ttl`` seconds; a negative
+  entry (the path is known to be missing) lives ``negative_ttl`` seconds; a ``ListCache``
+  entry (the complete listing of one directory) lives its ``ttl`` seconds. An entry is
+  valid while ``clock() < stored_at + ttl``: it expires exactly at the boundary.
+- A TTL of 0 disables that cache: ``put`` stores nothing and ``get`` always answers
+  "unknown". A change made behind the mount's back is seen after at most the TTL.
+- Every mutation made through this mount calls ``invalidate(path)`` on the ``StatCache``
+  for the changed path, ``invalidate(parent)`` on the ``ListCache`` for its directory's
+  listing, and ``invalidate_tree(path)`` on both for a renamed or removed subtree.
+  Storing a positive entry drops a negative one for the same path, and the other way round.
+- Each cache holds at most ``maxsize`` entries (of each kind); past that the least recently
+  used one is dropped.
+
+Paths are mount paths as ``cosfs.paths`` uses them (``/`` is the root). Both caches are
+safe to use from several threads; the clock is injected so tests never sleep.
+"""
+
+from __future__ import annotations
+
+import enum
+import threading
+import time
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Callable, Literal, Mapping, Optional, Tuple, Union
+
+from cachetools import TTLCache
+
+from cosfs.attrs import Attr, TYPE_BITS
+
+Clock = Callable[[], float]
+
+
+class _Missing(enum.Enum):
+    MISSING = "MISSING"
+
+    def __repr__(self) -> str:
+        return "MISSING"
+
+
+#: What ``StatCache.get`` answers for a path known not to exist.
+MISSING = _Missing.MISSING
+
+
+class StatCache:
+    """Path -> ``Attr`` (the path exists) or ``MISSING`` (it does not), each with its TTL."""
+
+    def __init__(
+        self,
+        ttl: float,
+        negative_ttl: float,
+        maxsize: int = 100_000,
+        clock: Clock = time.monotonic,
+    ) -> None:
+        self._lock = threading.Lock()
+        self._positive = _new_cache(ttl, maxsize, clock)  # guarded by self._lock
+        self._negative = _new_cache(negative_ttl, maxsize, clock)  # guarded by self._lock
+
+    def get(self, path: str) -> Union[Attr, Literal[_Missing.MISSING], None]:
+        """The cached ``Attr``, ``MISSING`` if the path is known not to exist, or ``None``
+        when the cache does not know."""
+        with self._lock:
+            if self._positive is not None:
+                attr = self._positive.get(path)
+                if attr is not None:
+                    return attr
+            if self._negative is not None and path in self._negative:
+                return MISSING
+            return None
+
+    def put(self, path: str, attr: Attr) -> None:
+        """Remember that ``path`` exists with ``attr``; forgets a negative entry for it."""
+        with self._lock:
+            if self._negative is not None:
+                self._negative.pop(path, None)
+            if self._positive is not None:
+                self._positive[path] = attr
+
+    def put_missing(self, path: str) -> None:
+        """Remember that ``path`` does not exist; forgets a positive entry for it."""
+        with self._lock:
+            if self._positive is not None:
+                self._positive.pop(path, None)
+            if self._negative is not None:
+                self._negative[path] = MISSING
+
+    def invalidate(self, path: str) -> None:
+        """Forget ``path`` (positive or negative), and nothing else."""
+        with self._lock:
+            for cache in self._caches():
+                cache.pop(path, None)
+
+    def invalidate_tree(self, path: str) -> None:
+        """Forget ``path`` and every path below it (``/a``: ``/a``, ``/a/b``, not ``/ab``)."""
+        with self._lock:
+            for cache in self._caches():
+                _drop_tree(cache, path)
+
+    def clear(self) -> None:
+        """Forget everything."""
+        with self._lock:
+            for cache in self._caches():
+                cache.clear()
+
+    def __len__(self) -> int:
+        """Live entries, positive and negative."""
+        with self._lock:
+            return sum(_live_count(cache) for cache in self._caches())
+
+    def _caches(self) -> Tuple[TTLCache, ...]:
+        return tuple(c for c in (self._positive, self._negative) if c is not None)
+
+
+@dataclass(frozen=True)
+class Listing:
+    """The complete listing of one directory: entry name -> kind (``"file"``, ``"dir"`` or
+    ``"symlink"``). Names are already filtered with ``cosfs.paths.visible_name``.
+
+    Deliberately has no ``__len__``: an empty directory's listing is still a truthy hit.
+    """
+
+    entries: Mapping[str, str] = field(default_factory=dict, hash=False)
+
+    def __post_init__(self) -> None:
+        unknown = {kind for kind in self.entries.values() if kind not in TYPE_BITS}
+        if unknown:
+            raise ValueError(f"listing kinds must be among {sorted(TYPE_BITS)}, not {unknown}")
+        object.__setattr__(self, "entries", MappingProxyType(dict(self.entries)))
+
+    def names(self) -> Tuple[str, ...]:
+        """The entry names, sorted (code point order, which is COS's UTF-8 key order)."""
+        return tuple(sorted(self.entries))
+
+    def kind(self, name: str) -> Optional[str]:
+        """The kind of entry ``name``, or ``None`` if the directory has no such entry."""
+        return self.entries.get(name)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.entries
+
+
+class ListCache:
+    """Directory path -> its complete ``Listing``, for ``ttl`` seconds."""
+
+    def __init__(self, ttl: float, maxsize: int = 10_000, clock: Clock = time.monotonic) -> None:
+        self._lock = threading.Lock()
+        self._listings = _new_cache(ttl, maxsize, clock)  # guarded by self._lock
+
+    def get(self, dir_path: str) -> Optional[Listing]:
+        """The cached listing of ``dir_path``, or ``None`` when the cache does not know."""
+        with self._lock:
+            if self._listings is None:
+                return None
+            return self._listings.get(dir_path)
+
+    def put(self, dir_path: str, listing: Listing) -> None:
+        """Remember the complete listing of ``dir_path``."""
+        with self._lock:
+            if self._listings is not None:
+                self._listings[dir_path] = listing
+
+    def invalidate(self, dir_path: str) -> None:
+        """Forget the listing of ``dir_path`` only."""
+        with self._lock:
+            if self._listings is not None:
+                self._listings.pop(dir_path, None)
+
+    def invalidate_tree(self, path: str) -> None:
+        """Forget the listings of ``path`` and of every directory below it."""
+        with self._lock:
+            if self._listings is not None:
+                _drop_tree(self._listings, path)
+
+    def clear(self) -> None:
+        """Forget everything."""
+        with self._lock:
+            if self._listings is not None:
+                self._listings.clear()
+
+    def __len__(self) -> int:
+        """Live listings."""
+        with self._lock:
+            return _live_count(self._listings) if self._listings is not None else 0
+
+
+def _new_cache(ttl: float, maxsize: int, clock: Clock) -> Optional[TTLCache]:
+    """A TTLCache, or ``None`` when ``ttl`` is 0 (the cache is disabled)."""
+    if ttl < 0:
+        raise ValueError(f"a cache TTL must be 0 (disabled) or more seconds, not {ttl}")
+    if maxsize < 1:
+        raise ValueError(f"a cache must hold at least one entry, not {maxsize}")
+    if ttl == 0:
+        return None
+    return TTLCache(maxsize=maxsize, ttl=ttl, timer=clock)
+
+
+def _drop_tree(cache: TTLCache, path: str) -> None:
+    """Remove ``path`` and every key below it from ``cache`` (the caller holds the lock)."""
+    top = path.rstrip("/")
+    if not top:
+        cache.clear()
+        return
+    below = top + "/"
+    cache.expire()
+    doomed = [key for key in cache.keys() if key == top or key.startswith(below)]
+    for key in doomed:
+        cache.pop(key, None)
+
+
+def _live_count(cache: TTLCache) -> int:
+    cache.expire()
+    return len(cache)
