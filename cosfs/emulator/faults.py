@@ -1,0 +1,110 @@
+"""Fault injection and request counters, both settable and readable while the server runs.
+
+Reliability tests need a server that fails on purpose: answers 500/503 SlowDown at a given
+rate, drops connections in the middle of a body, adds latency, limits bandwidth. The
+decisions come from one seeded random source, so a test run can be repeated. Counters per
+operation let a test assert how many requests an operation cost (``ls -l`` after a warm
+cache should cost none).
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections import Counter
+from dataclasses import asdict, dataclass
+from typing import Dict, Optional
+
+
+@dataclass
+class FaultSettings:
+    #: Probability of answering a request with 503 SlowDown (or 500 InternalError).
+    fail_rate: float = 0.0
+    #: Probability of closing the connection half-way through a request or response body.
+    reset_rate: float = 0.0
+    #: Added to every request before it is handled.
+    latency_ms: int = 0
+    #: Per-connection body throughput limit in MB/s (0 = unlimited).
+    bandwidth_mbps: float = 0.0
+    seed: Optional[int] = None
+
+    def validate(self) -> "FaultSettings":
+        for name in ("fail_rate", "reset_rate"):
+            value = getattr(self, name)
+            if not 0.0 <= value <= 1.0:
+                raise ValueError(f"{name} must be within 0..1, not {value}")
+        if self.latency_ms < 0 or self.bandwidth_mbps < 0:
+            raise ValueError("latency_ms and bandwidth_mbps must not be negative")
+        return self
+
+
+class FaultInjector:
+    """Thread-safe holder of the fault settings, the random source and the counters."""
+
+    def __init__(self, settings: Optional[FaultSettings] = None) -> None:
+        self._lock = threading.Lock()
+        self._counts: Counter = Counter()
+        self.configure(settings or FaultSettings())
+
+    def configure(self, settings: FaultSettings) -> None:
+        settings.validate()
+        with self._lock:
+            self.settings = settings
+            self._random = random.Random(settings.seed)
+
+    def update(self, changes: Dict[str, object]) -> FaultSettings:
+        """Apply a partial update (from the admin endpoint); unknown names raise ValueError."""
+        current = asdict(self.settings)
+        unknown = set(changes) - set(current)
+        if unknown:
+            raise ValueError(f"unknown fault setting(s): {', '.join(sorted(unknown))}")
+        current.update(changes)
+        settings = FaultSettings(
+            fail_rate=float(current["fail_rate"]),
+            reset_rate=float(current["reset_rate"]),
+            latency_ms=int(current["latency_ms"]),
+            bandwidth_mbps=float(current["bandwidth_mbps"]),
+            seed=None if current["seed"] is None else int(current["seed"]),
+        )
+        reseed = "seed" in changes
+        with self._lock:
+            settings.validate()
+            self.settings = settings
+            if reseed:
+                self._random = random.Random(settings.seed)
+        return settings
+
+    def _roll(self, probability: float) -> bool:
+        if probability <= 0:
+            return False
+        with self._lock:
+            return self._random.random() < probability
+
+    def should_fail(self) -> bool:
+        return self._roll(self.settings.fail_rate)
+
+    def should_reset(self) -> bool:
+        return self._roll(self.settings.reset_rate)
+
+    def delay(self) -> None:
+        if self.settings.latency_ms:
+            time.sleep(self.settings.latency_ms / 1000)
+
+    def throttle(self, nbytes: int) -> None:
+        """Sleep as long as ``nbytes`` take at the configured bandwidth."""
+        rate = self.settings.bandwidth_mbps
+        if rate > 0 and nbytes:
+            time.sleep(nbytes / (rate * 1024 * 1024))
+
+    def count(self, operation: str) -> None:
+        with self._lock:
+            self._counts[operation] += 1
+
+    def counts(self) -> Dict[str, int]:
+        with self._lock:
+            return dict(self._counts)
+
+    def reset_counts(self) -> None:
+        with self._lock:
+            self._counts.clear()
