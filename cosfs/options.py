@@ -43,6 +43,13 @@ def _number(kind: Callable[[str], Any], low: float, high: float) -> Callable[[st
     return parse
 
 
+def _octal(text: str) -> int:
+    value = int(text, 8)
+    if not 0 <= value <= 0o777:
+        raise ValueError("expected an octal mode such as 022")
+    return value
+
+
 def _text(text: str) -> str:
     if not text:
         raise ValueError("expected a value")
@@ -74,10 +81,39 @@ class Options:
     parallel_count: int = _option(
         8, _number(int, 1, 256), "concurrent requests (uploads, HEADs); sizes the connection pool")
     no_check_certificate: bool = _option(False, _bool, "do not verify the server's TLS certificate (unsafe)")
+    uid: Optional[int] = _option(None, _number(int, 0, 2**32 - 2), "owner of objects without metadata (default: the mounting user)")
+    gid: Optional[int] = _option(None, _number(int, 0, 2**32 - 2), "group of objects without metadata (default: the mounting group)")
+    umask: int = _option(0o022, _octal, "permissions of objects without metadata: 0666/0777 minus this (octal)")
+    allow_other: bool = _option(False, _bool, "let users other than the mounting one use the mount")
+    ro: bool = _option(False, _bool, "mount read-only")
+    stat_cache_ttl: float = _option(30.0, _number(float, 0, 86400), "seconds attributes are cached (0: off)")
+    list_cache_ttl: float = _option(30.0, _number(float, 0, 86400), "seconds directory listings are cached (0: off)")
+    negative_cache_ttl: float = _option(5.0, _number(float, 0, 86400), "seconds a missing path is remembered (0: off)")
+    max_stat_cache_size: int = _option(100_000, _number(int, 0, 10**8), "attribute cache entries")
+    cache_dir: Optional[str] = _option(None, _text, "where files being written are staged (default ~/.cache/cosfs or /var/cache/cosfs)")
+    ensure_diskfree: int = _option(1024, _number(int, 0, 10**7), "MB to keep free in cache_dir; writes fail with ENOSPC beyond")
+    multipart_size: int = _option(8, _number(int, 1, 5120), "part size in MB for multipart uploads")
+    multipart_threshold: int = _option(16, _number(int, 1, 5120), "files larger than this many MB are uploaded in parts")
+    log_level: str = _option("warning", _choice("debug", "info", "warning", "error"), "what is logged")
+    #: Generic FUSE options handed to libfuse as they are (validated by ``fuse_option``).
+    fuse: Tuple[Tuple[str, str], ...] = field(default=(), metadata={"parse": None, "help": "", "aliases": ()})
+
+
+#: Generic FUSE/mount options cosfs passes to libfuse unchanged.
+FUSE_PASSTHROUGH = frozenset({
+    "allow_root", "auto_unmount", "kernel_cache", "auto_cache", "attr_timeout", "entry_timeout",
+    "negative_timeout", "max_read", "nonempty", "fsname", "subtype", "noatime", "atime", "relatime",
+    "dev", "nodev", "suid", "nosuid", "exec", "noexec", "sync", "async", "dirsync", "rw",
+})
+
+#: mount(8)/fstab/systemd options that mean nothing to cosfs and are accepted silently.
+MOUNT_ONLY = frozenset({"_netdev", "noauto", "auto", "user", "nouser", "users", "defaults", "nofail", "owner", "group"})
+MOUNT_ONLY_PREFIXES = ("x-", "comment=")
 
 
 def option_fields() -> List[dataclasses.Field]:
-    return list(dataclasses.fields(Options))
+    """The ``-o`` options of cosfs itself (not the FUSE pass-through list)."""
+    return [item for item in dataclasses.fields(Options) if item.metadata.get("parse")]
 
 
 def _lookup() -> Dict[str, dataclasses.Field]:
@@ -104,15 +140,21 @@ def parse_options(pairs: Iterable[Tuple[str, str]]) -> Options:
     """Validate ``(name, value)`` pairs into ``Options``; ConfigError names the bad one."""
     table = _lookup()
     values: Dict[str, Any] = {}
+    fuse: List[Tuple[str, str]] = []
     for name, text in pairs:
         declared = table.get(name)
         if declared is None:
+            if name in FUSE_PASSTHROUGH:
+                fuse.append((name, text))
+                continue
+            if name in MOUNT_ONLY or name.startswith(MOUNT_ONLY_PREFIXES):
+                continue
             raise ConfigError(f"unknown option '{name}'; run 'cosfs --help' for the list")
         try:
             values[declared.name] = declared.metadata["parse"](text)
         except ValueError as exc:
             raise ConfigError(f"bad value {text!r} for option '{name}': {exc}") from None
-    return Options(**values)
+    return Options(**values, fuse=tuple(fuse))
 
 
 def options_from_string(text: str) -> Options:

@@ -1,0 +1,84 @@
+"""The one module that imports a FUSE binding: mfusepy when installed, fusepy otherwise.
+
+Why a shim: the bindings share fusepy's ``Operations`` API but differ in what they load and
+accept (``../shared/reference/fuse-binding.md``). mfusepy loads libfuse2 first when both
+libraries are present, so we ask for libfuse3 (1 MiB requests, ``max_threads``) unless
+``FUSE_LIBRARY_NAME`` says otherwise; fusepy only knows libfuse2. Mount options valid for
+one libfuse major are rejected by the other, so they are built here per major version.
+"""
+
+from __future__ import annotations
+
+import ctypes.util
+import os
+from typing import Dict, Optional
+
+if "FUSE_LIBRARY_NAME" not in os.environ and ctypes.util.find_library("fuse3"):
+    os.environ["FUSE_LIBRARY_NAME"] = "fuse3"
+
+try:
+    import mfusepy as _binding
+
+    BINDING = "mfusepy"
+    BINDING_VERSION = getattr(_binding, "__version__", "")
+    LIBFUSE_MAJOR = int(_binding.fuse_version_major)
+    LIBFUSE_MINOR = int(_binding.fuse_version_minor)
+except ImportError:  # the tested fallback: plain fusepy on libfuse2
+    import fuse as _binding  # type: ignore[no-redef]
+
+    BINDING = "fusepy"
+    BINDING_VERSION = getattr(_binding, "__version__", "")
+    LIBFUSE_MAJOR, LIBFUSE_MINOR = 2, 9
+
+FUSE = _binding.FUSE
+Operations = _binding.Operations
+FuseOSError = _binding.FuseOSError
+fuse_get_context = _binding.fuse_get_context
+fuse_exit = _binding.fuse_exit
+
+#: ``utimensat`` special values as libfuse3 passes them (``tv_nsec`` with ``tv_sec = 0``).
+UTIME_NOW = (1 << 30) - 1
+UTIME_OMIT = (1 << 30) - 2
+
+
+def describe() -> str:
+    """``mfusepy 3.1.1 on libfuse 3.14``: for ``--version`` and the mount log line."""
+    version = f" {BINDING_VERSION}" if BINDING_VERSION else ""
+    return f"{BINDING}{version} on libfuse {LIBFUSE_MAJOR}.{LIBFUSE_MINOR}"
+
+
+def mount_options(
+    fsname: str,
+    *,
+    allow_other: bool = False,
+    read_only: bool = False,
+    max_threads: int = 32,
+    attr_timeout: float = 1.0,
+    entry_timeout: float = 1.0,
+    negative_timeout: float = 0.0,
+    extra: Optional[Dict[str, object]] = None,
+) -> Dict[str, object]:
+    """Keyword options for ``FUSE(...)`` that the loaded libfuse accepts.
+
+    ``default_permissions`` is always on: the kernel checks mode bits, so ``allow_other``
+    does not open every file to every user.
+    """
+    options: Dict[str, object] = {
+        "fsname": fsname,
+        "subtype": "cosfs",
+        "default_permissions": True,
+        "attr_timeout": attr_timeout,
+        "entry_timeout": entry_timeout,
+        "negative_timeout": negative_timeout,
+    }
+    if allow_other:
+        options["allow_other"] = True
+    if read_only:
+        options["ro"] = True
+    if LIBFUSE_MAJOR >= 3:
+        options["max_threads"] = max_threads
+    else:
+        options["big_writes"] = True
+        options["max_read"] = 131072
+    options.update(extra or {})
+    return options

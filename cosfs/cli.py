@@ -1,0 +1,154 @@
+"""``cosfs BUCKET-APPID[:/prefix] MOUNTPOINT [-o opt[,opt...]] [-f] [-d]``: check, then mount.
+
+Everything that can be wrong is checked before anything is mounted, and reported in one
+line with what to do: bad options, credentials, the mountpoint, and one signed request to
+COS (endpoint reachable, credentials accepted, bucket there, clock right). Then the
+process daemonizes (unless ``-f``) and the parent exits 0 only once the mount is live, so
+``mount``, fstab and scripts see the result. Logs go to stderr in the foreground and to
+syslog in the background; they never contain secrets or signatures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import logging
+import os
+import sys
+from typing import List, Optional, Tuple
+
+from cosfs import __version__, daemon, diagnose
+from cosfs.log import setup_logging
+from cosfs.errors import ConfigError, CosError
+from cosfs.options import Options, options_help, parse_options, split_option_string
+from cosfs.store import build_store
+
+log = logging.getLogger("cosfs")
+
+USAGE = "cosfs BUCKET-APPID[:/prefix] MOUNTPOINT [-o opt[,opt...]] [-f] [-d] [-s]"
+
+
+class UsageError(Exception):
+    pass
+
+
+def parse_command_line(argv: List[str]) -> Tuple[argparse.Namespace, Options]:
+    parser = argparse.ArgumentParser(
+        prog="cosfs", usage=USAGE, add_help=False,
+        description="Mount a Tencent Cloud COS bucket as a directory.",
+    )
+    parser.add_argument("bucket", nargs="?")
+    parser.add_argument("mountpoint", nargs="?")
+    parser.add_argument("-o", dest="options", action="append", default=[])
+    parser.add_argument("-f", dest="foreground", action="store_true")
+    parser.add_argument("-d", dest="debug", action="store_true")
+    parser.add_argument("-s", dest="single_thread", action="store_true")
+    parser.add_argument("-h", "--help", action="store_true")
+    parser.add_argument("--version", action="store_true")
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:
+        raise UsageError(f"unknown argument {unknown[0]!r}")
+    if args.help or args.version:
+        return args, Options()
+    if not args.bucket or not args.mountpoint:
+        raise UsageError("a bucket and a mountpoint are required")
+    pairs = [pair for text in args.options for pair in split_option_string(text)]
+    options = parse_options(pairs)
+    if args.debug:
+        options = _replace(options, log_level="debug")
+    return args, options
+
+
+def _replace(options: Options, **changes) -> Options:
+    return dataclasses.replace(options, **changes)
+
+
+def split_bucket(text: str) -> Tuple[str, str]:
+    """``bucket-appid:/some/prefix`` to ``("bucket-appid", "some/prefix/")``."""
+    bucket, _, prefix = text.partition(":")
+    prefix = prefix.strip("/")
+    return bucket, (prefix + "/" if prefix else "")
+
+
+def check_mountpoint(path: str, nonempty: bool) -> str:
+    resolved = os.path.realpath(path)
+    if not os.path.exists(resolved):
+        raise ConfigError(f"mountpoint {path} does not exist: create it with mkdir -p {path}")
+    if not os.path.isdir(resolved):
+        raise ConfigError(f"mountpoint {path} is not a directory")
+    if os.path.ismount(resolved):
+        raise ConfigError(f"{path} is already a mount point: unmount it first (fusermount3 -u {path})")
+    if not nonempty and os.listdir(resolved):
+        raise ConfigError(f"mountpoint {path} is not empty: its files would be hidden; use an empty "
+                          "directory or -o nonempty")
+    return resolved
+
+
+def print_help() -> None:
+    print(f"usage: {USAGE}\n")
+    print("Mount a Tencent Cloud COS bucket (XML or legacy JSON API) as a directory.\n")
+    print("  -f          stay in the foreground (logs on stderr)")
+    print("  -d          debug logging (implies nothing else; add -f to see it)")
+    print("  -s          accepted for compatibility (cosfs always serves requests in parallel)")
+    print("  --version   print versions and exit\n")
+    print("options (-o name=value,...):")
+    print(options_help())
+    print("\nGeneric FUSE options (allow_root, auto_unmount, kernel_cache, attr_timeout=, ...) are passed "
+          "to libfuse;\nmount(8) options (_netdev, noauto, x-systemd.*, ...) are accepted and ignored.")
+
+
+def print_version() -> None:
+    try:
+        from cosfs import _fuse
+
+        binding = _fuse.describe()
+    except OSError as exc:
+        binding = f"no FUSE library ({exc})"
+    print(f"cosfs {__version__} ({binding})")
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    try:
+        args, options = parse_command_line(argv)
+    except (UsageError, SystemExit) as exc:
+        print(f"cosfs: {exc}\nusage: {USAGE}  (cosfs --help for options)", file=sys.stderr)
+        return 2
+    except ConfigError as exc:
+        print(f"cosfs: {exc}", file=sys.stderr)
+        return 1
+    if args.help:
+        print_help()
+        return 0
+    if args.version:
+        print_version()
+        return 0
+    setup_logging(options.log_level, foreground=True)
+    try:
+        return mount_command(args, options)
+    except ConfigError as exc:
+        print(f"cosfs: {exc}", file=sys.stderr)
+        return 1
+
+
+def mount_command(args: argparse.Namespace, options: Options) -> int:
+    bucket, prefix = split_bucket(args.bucket)
+    mountpoint = check_mountpoint(args.mountpoint, any(name == "nonempty" for name, _ in options.fuse))
+    store = build_store(bucket, _replace(options, retries=min(options.retries, 1)))
+    try:
+        store.probe()
+    except CosError as error:
+        where = getattr(getattr(store, "endpoint", None) or getattr(store, "api", None), "base_url", "COS")
+        source = getattr(store.credentials, "source", "?")
+        print(f"cosfs: {diagnose.explain(error, bucket, where, source, options.connect_timeout)}", file=sys.stderr)
+        return 1
+    try:
+        from cosfs import _fuse  # noqa: F401 (loads libfuse: fail before daemonizing)
+    except OSError as exc:
+        print(f"cosfs: cannot load libfuse ({exc}): install it (apt-get install fuse3)", file=sys.stderr)
+        return 1
+    if not os.path.exists("/dev/fuse"):
+        print("cosfs: /dev/fuse is missing: load the fuse module (modprobe fuse) or, in a container, "
+              "pass the device (--device /dev/fuse)", file=sys.stderr)
+        return 1
+    return daemon.run(args, options, bucket, prefix, mountpoint)

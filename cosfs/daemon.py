@@ -1,0 +1,111 @@
+"""Run the mount in the foreground or as a daemon whose parent exits once the mount is live.
+
+The parent waits on a pipe: the child writes ``ok`` when FUSE calls ``init`` (the kernel
+has the mount), or the reason it failed. So ``cosfs`` in a script, ``mount -t fuse.cosfs``
+and fstab report success only when the directory really is the bucket. Under systemd
+(``NOTIFY_SOCKET`` set) the same moment sends ``READY=1``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import select
+import socket
+import sys
+from typing import Callable
+
+from cosfs.errors import ConfigError
+from cosfs.log import setup_logging
+from cosfs.mount import build_filesystem, run_mount
+from cosfs.options import Options
+from cosfs.store import build_store
+
+log = logging.getLogger(__name__)
+
+READY_TIMEOUT = 120.0
+
+
+def notify_systemd(message: str) -> None:
+    """Send ``message`` to systemd's notification socket when there is one (Type=notify)."""
+    address = os.environ.get("NOTIFY_SOCKET")
+    if not address:
+        return
+    if address.startswith("@"):
+        address = "\0" + address[1:]
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+        try:
+            sock.connect(address)
+            sock.sendall(message.encode())
+        except OSError as exc:
+            log.warning("cannot notify systemd at %s: %s", os.environ["NOTIFY_SOCKET"], exc)
+
+
+def _serve(args: argparse.Namespace, options: Options, bucket: str, prefix: str, mountpoint: str,
+           on_mounted: Callable[[], None]) -> None:
+    store = build_store(bucket, options)
+    fs = build_filesystem(store, options, prefix, bucket)
+    fsname = f"cosfs#{bucket}" + (f":/{prefix.rstrip('/')}" if prefix else "")
+
+    def mounted() -> None:
+        log.info("%s is mounted on %s", fsname, mountpoint)
+        notify_systemd(f"READY=1\nSTATUS=serving {fsname} on {mountpoint}")
+        on_mounted()
+
+    try:
+        run_mount(fs, mountpoint, options, fsname, on_mounted=mounted)
+    except RuntimeError as exc:
+        raise ConfigError(f"libfuse could not mount {mountpoint} (error {exc}); see the log above") from None
+    notify_systemd("STOPPING=1")
+
+
+def run(args: argparse.Namespace, options: Options, bucket: str, prefix: str, mountpoint: str) -> int:
+    if args.foreground:
+        _serve(args, options, bucket, prefix, mountpoint, lambda: None)
+        return 0
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid:
+        os.close(write_end)
+        return _wait_for_child(read_end, pid)
+    os.close(read_end)
+    os.setsid()
+    _detach_stdio()
+    setup_logging(options.log_level, foreground=False)
+    reported = []
+
+    def report(message: str) -> None:
+        if not reported:
+            reported.append(message)
+            os.write(write_end, message.encode())
+            os.close(write_end)
+
+    try:
+        _serve(args, options, bucket, prefix, mountpoint, lambda: report("ok"))
+    except Exception as exc:  # noqa: BLE001 (the parent must hear about any failure)
+        log.error("mount failed: %s", exc)
+        report(f"error: {exc}")
+        os._exit(1)
+    report("error: the mount ended before it was ready")
+    os._exit(0)
+
+
+def _wait_for_child(read_end: int, pid: int) -> int:
+    ready, _, _ = select.select([read_end], [], [], READY_TIMEOUT)
+    message = os.read(read_end, 4096).decode(errors="replace") if ready else ""
+    os.close(read_end)
+    if message == "ok":
+        return 0
+    if not message:
+        message = f"error: the mount did not become ready within {READY_TIMEOUT:g} s"
+    print(f"cosfs: {message.removeprefix('error: ')}", file=sys.stderr)
+    return 1
+
+
+def _detach_stdio() -> None:
+    null = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2):
+        os.dup2(null, fd)
+    if null > 2:
+        os.close(null)

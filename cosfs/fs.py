@@ -1,0 +1,297 @@
+"""The filesystem's path semantics over the store: what each POSIX operation means on COS.
+
+This is a plain object, testable without a kernel (``tests/unit/test_fs.py`` drives it over
+an in-memory store); the FUSE adapter (``cosfs.ops``) only converts arguments and errors.
+Errors are ``CosfsError``s carrying the errno to report. Attribute lookups and their costs
+live in ``cosfs.lookup``, open files in ``cosfs.handles``, subtree renames in
+``cosfs.tree``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import errno
+import logging
+import os
+import stat
+from typing import Callable, Dict, List, Optional, Tuple
+
+from cosfs import paths, tree
+from cosfs.attrs import Attr, AttrDefaults, meta_for
+from cosfs.errors import CosError, CosfsError
+from cosfs.handles import OpenFiles
+from cosfs.lookup import Lookup
+from cosfs.model import Store
+
+log = logging.getLogger(__name__)
+
+#: What ``statfs`` reports: COS has no capacity limit, so large round numbers.
+BLOCK_SIZE = 4096
+TOTAL_BLOCKS = 1 << 40
+NAME_MAX = 255
+
+
+def error(path: str, what: str, code: int) -> CosfsError:
+    return CosfsError(f"{path}: {what}", code)
+
+
+class CosFilesystem:
+    """POSIX-like operations on paths of one mounted bucket (or bucket prefix)."""
+
+    def __init__(
+        self,
+        store: Store,
+        lookup: Lookup,
+        files: OpenFiles,
+        defaults: AttrDefaults,
+        clock: Callable[[], float],
+        read_only: bool = False,
+    ) -> None:
+        self.store = store
+        self.lookup = lookup
+        self.files = files
+        self.defaults = defaults
+        self.clock = clock
+        self.read_only = read_only
+        self.mapper = lookup.mapper
+
+    # --- helpers ------------------------------------------------------------------------
+
+    def _now_ns(self) -> int:
+        return int(self.clock() * 1e9)
+
+    def _writable(self, path: str) -> None:
+        if self.read_only:
+            raise error(path, "read-only mount", errno.EROFS)
+
+    def _parent_dir(self, path: str) -> None:
+        """ENOENT/ENOTDIR unless the parent of ``path`` is a directory."""
+        parent = paths.parent(path)
+        if self.getattr(parent).kind != "dir":
+            raise error(parent, "not a directory", errno.ENOTDIR)
+
+    def _absent(self, path: str) -> None:
+        if self.files.attr_of(path) is not None or self.lookup.exists(path):
+            raise error(path, "file exists", errno.EEXIST)
+
+    # --- reading the namespace ----------------------------------------------------------
+
+    def getattr(self, path: str) -> Attr:
+        pending = self.files.attr_of(path)
+        if pending is not None:
+            return pending
+        return self.lookup.getattr(path)
+
+    def readdir(self, path: str) -> List[Tuple[str, Optional[int]]]:
+        """``(name, type bits or None)`` of every entry; None means "stat to know"."""
+        attr = self.getattr(path)
+        if attr.kind != "dir":
+            raise error(path, "not a directory", errno.ENOTDIR)
+        listing = self.lookup.listdir(path)
+        entries: Dict[str, Optional[int]] = {}
+        for name, kind in listing.entries.items():
+            known = self.lookup.stats.get(paths.join(path, name))
+            if isinstance(known, Attr):
+                entries[name] = stat.S_IFMT(known.mode)
+            else:
+                entries[name] = stat.S_IFDIR if kind == "dir" else None
+        for name in self.files.new_children(path):
+            entries.setdefault(name, stat.S_IFREG)
+        return sorted(entries.items())
+
+    def readlink(self, path: str) -> str:
+        attr = self.getattr(path)
+        if attr.kind != "symlink":
+            raise error(path, "not a symbolic link", errno.EINVAL)
+        if attr.link_target is not None:
+            return attr.link_target
+        target = self.store.read_range(self.mapper.file_key(path), 0, 4096).decode("utf-8", "surrogateescape")
+        self.lookup.learn(path, dataclasses.replace(attr, link_target=target))
+        return target
+
+    def statfs(self) -> Dict[str, int]:
+        return {
+            "f_bsize": BLOCK_SIZE, "f_frsize": BLOCK_SIZE, "f_blocks": TOTAL_BLOCKS,
+            "f_bfree": TOTAL_BLOCKS, "f_bavail": TOTAL_BLOCKS, "f_files": 1 << 32,
+            "f_ffree": 1 << 32, "f_favail": 1 << 32, "f_namemax": NAME_MAX,
+        }
+
+    def access(self, path: str, mode: int) -> None:
+        """Existence only: permission bits are checked by the kernel (``default_permissions``)."""
+        self.getattr(path)
+        if mode & 2 and self.read_only:
+            raise error(path, "read-only mount", errno.EROFS)
+
+    # --- creating and removing ----------------------------------------------------------
+
+    def mkdir(self, path: str, mode: int, uid: int, gid: int) -> None:
+        self._writable(path)
+        self._parent_dir(path)
+        self._absent(path)
+        mode = stat.S_IFDIR | (mode & 0o7777)
+        mtime_ns = self._now_ns()
+        meta = meta_for(mode, uid, gid, mtime_ns)
+        self.store.create_dir(self.mapper.dir_key(path), meta)
+        self.lookup.added(path, Attr(kind="dir", mode=mode, uid=uid, gid=gid, size=0, mtime_ns=mtime_ns, meta=meta))
+
+    def rmdir(self, path: str) -> None:
+        self._writable(path)
+        if path == "/":
+            raise error(path, "cannot remove the mount root", errno.EBUSY)
+        if self.getattr(path).kind != "dir":
+            raise error(path, "not a directory", errno.ENOTDIR)
+        if self.files.new_children(path):
+            raise error(path, "directory not empty", errno.ENOTEMPTY)
+        self.store.delete_dir(self.mapper.dir_key(path))
+        self.lookup.removed(path)
+
+    def unlink(self, path: str) -> None:
+        self._writable(path)
+        attr = self.getattr(path)
+        if attr.kind == "dir":
+            raise error(path, "is a directory", errno.EISDIR)
+        self.store.delete_file(self.mapper.file_key(path))
+        self.files.unlinked(path)
+        self.lookup.removed(path)
+
+    def symlink(self, path: str, target: str, uid: int, gid: int) -> None:
+        self._writable(path)
+        self._parent_dir(path)
+        self._absent(path)
+        mode = stat.S_IFLNK | 0o777
+        mtime_ns = self._now_ns()
+        meta = meta_for(mode, uid, gid, mtime_ns)
+        data = target.encode("utf-8", "surrogateescape")
+        info = self.store.put_object(self.mapper.file_key(path), data, meta, "application/octet-stream")
+        self.lookup.added(path, Attr(kind="symlink", mode=mode, uid=uid, gid=gid, size=len(data),
+                                     mtime_ns=mtime_ns, etag=info.etag, meta=meta, link_target=target))
+
+    def link(self, path: str, target: str) -> None:
+        raise error(path, "hard links are not supported on COS", errno.EPERM)
+
+    # --- files --------------------------------------------------------------------------
+
+    def create(self, path: str, mode: int, uid: int, gid: int) -> int:
+        self._writable(path)
+        self._parent_dir(path)
+        existing = self.files.attr_of(path)
+        if existing is None and self.lookup.exists(path):
+            existing = self.lookup.getattr(path)
+        if existing is not None:
+            if existing.kind == "dir":
+                raise error(path, "is a directory", errno.EISDIR)
+            return self.open(path, os.O_WRONLY | os.O_TRUNC)
+        attr = Attr(kind="file", mode=stat.S_IFREG | (mode & 0o7777), uid=uid, gid=gid, size=0,
+                    mtime_ns=self._now_ns(), meta={})
+        return self.files.create(path, attr)
+
+    def open(self, path: str, flags: int) -> int:
+        attr = self.getattr(path)
+        if attr.kind == "dir":
+            raise error(path, "is a directory", errno.EISDIR)
+        if flags & os.O_ACCMODE and self.read_only:
+            raise error(path, "read-only mount", errno.EROFS)
+        return self.files.open(path, attr, flags)
+
+    def read(self, fh: int, size: int, offset: int) -> bytes:
+        return self.files.read(fh, size, offset)
+
+    def write(self, fh: int, data: bytes, offset: int) -> int:
+        return self.files.write(fh, data, offset)
+
+    def truncate(self, path: str, length: int) -> None:
+        self._writable(path)
+        node = self.files.node(path)
+        if node is not None:
+            self.files.truncate_node(node, length)
+            return
+        attr = self.getattr(path)
+        if attr.kind == "dir":
+            raise error(path, "is a directory", errno.EISDIR)
+        fh = self.files.open(path, attr, os.O_WRONLY)
+        try:
+            self.files.truncate_node(self.files.handle(fh).node, length)
+            self.files.flush(fh)
+        finally:
+            self.files.release(fh)
+
+    def flush(self, fh: int) -> None:
+        self.files.flush(fh)
+
+    def fsync(self, fh: int) -> None:
+        self.files.flush(fh)
+
+    def release(self, fh: int) -> None:
+        self.files.release(fh)
+
+    # --- attributes ---------------------------------------------------------------------
+
+    def chmod(self, path: str, mode: int) -> None:
+        attr = self.getattr(path)
+        self._set_attr(path, attr, mode=stat.S_IFMT(attr.mode) | (mode & 0o7777))
+
+    def chown(self, path: str, uid: int, gid: int) -> None:
+        attr = self.getattr(path)
+        self._set_attr(path, attr, uid=attr.uid if uid < 0 else uid, gid=attr.gid if gid < 0 else gid)
+
+    def utimens(self, path: str, mtime_ns: Optional[int]) -> None:
+        """Set the modification time (``None``: leave it). Access times are not stored."""
+        if mtime_ns is None:
+            return
+        self._set_attr(path, self.getattr(path), mtime_ns=mtime_ns)
+
+    def _set_attr(self, path: str, attr: Attr, **changes) -> None:
+        self._writable(path)
+        if self.files.update_attr(path, **changes) is not None:
+            return  # an open file being written: applied by its upload
+        new = dataclasses.replace(attr, **changes)
+        if path == "/":
+            raise error(path, "the mount root's attributes are fixed", errno.EPERM)
+        meta = meta_for(new.mode, new.uid, new.gid, new.mtime_ns, base=attr.meta)
+        key = self.mapper.dir_key(path) if attr.kind == "dir" else self.mapper.file_key(path)
+        try:
+            self.store.set_meta(key, meta, attr.content_type)
+        except CosError as failure:
+            if attr.kind != "dir" or failure.errno != errno.ENOENT:
+                raise
+            self.store.create_dir(key, meta)  # a directory without marker gets one
+        self.lookup.learn(path, dataclasses.replace(new, meta=meta))
+
+    # --- rename -------------------------------------------------------------------------
+
+    def rename(self, old: str, new: str) -> None:
+        self._writable(old)
+        if old == new:
+            return
+        if new.startswith(old.rstrip("/") + "/"):
+            raise error(new, "cannot move a directory into itself", errno.EINVAL)
+        source = self.getattr(old)
+        self._parent_dir(new)
+        target = self.files.attr_of(new)
+        if target is None and self.lookup.exists(new):
+            target = self.lookup.getattr(new)
+        if source.kind == "dir":
+            self._rename_dir(old, new, target)
+        else:
+            self._rename_file(old, new, target)
+        self.files.moved(old, new)
+        self.lookup.moved(old, new, source.kind)
+
+    def _rename_file(self, old: str, new: str, target: Optional[Attr]) -> None:
+        if target is not None and target.kind == "dir":
+            raise error(new, "is a directory", errno.EISDIR)
+        node = self.files.node(old)
+        if node is not None:
+            self.files.flush_node(node)
+            if not node.exists_remotely:
+                return
+        self.store.move(self.mapper.file_key(old), self.mapper.file_key(new))
+
+    def _rename_dir(self, old: str, new: str, target: Optional[Attr]) -> None:
+        if target is not None:
+            if target.kind != "dir":
+                raise error(new, "not a directory", errno.ENOTDIR)
+            if self.lookup.listdir(new).entries or self.files.new_children(new):
+                raise error(new, "directory not empty", errno.ENOTEMPTY)
+        self.files.flush_under(old)
+        tree.move_tree(self.store, self.mapper.dir_key(old), self.mapper.dir_key(new), self.lookup.executor)

@@ -1,0 +1,235 @@
+"""Attributes and listings of paths, from the caches when they can answer, else from COS.
+
+Cost model (what a request costs is what this module is for):
+
+- ``getattr`` of a path whose parent listing is cached and does not contain it: no request
+  (it cannot exist; a negative entry is recorded).
+- the first ``getattr`` of a child of a freshly listed directory fetches the attributes of
+  *all* its unknown siblings with parallel HEADs (``prefetch_parallel`` at a time) and waits
+  for them: ``ls -l``, ``find`` and ``rsync`` then cost one LIST page per 1,000 entries plus
+  at most one HEAD per entry, issued in parallel, instead of one serial HEAD per entry; and
+  a plain ``ls`` (names only) costs the LIST alone.
+- otherwise: HEAD of the file key; if missing, HEAD of the ``dir/`` marker; if missing, a
+  one-key LIST of the prefix (a directory written by another tool has no marker).
+
+A name that is both a file (``a``) and a directory prefix (``a/``) shows as the file, the
+same answer the HEAD order gives; the directory's content is then not reachable through
+the mount (documented in SEMANTICS.md).
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from typing import Callable, Dict, Optional
+
+from cosfs import paths
+from cosfs.attrs import Attr, AttrDefaults, attr_from_info, implicit_dir_attr, root_attr
+from cosfs.cache import MISSING, Listing, ListCache, StatCache
+from cosfs.errors import CosfsError
+from cosfs.model import Store
+
+log = logging.getLogger(__name__)
+
+
+_FAILED = object()
+
+
+def no_entry(path: str) -> CosfsError:
+    return CosfsError(f"{path}: no such file or directory", errno.ENOENT)
+
+
+class Lookup:
+    """Answers "what is at this path" and "what is in this directory" for the filesystem."""
+
+    def __init__(
+        self,
+        store: Store,
+        mapper: paths.PathMapper,
+        stats: StatCache,
+        listings: ListCache,
+        defaults: AttrDefaults,
+        executor: ThreadPoolExecutor,
+        clock: Callable[[], float],
+    ) -> None:
+        self.store = store
+        self.mapper = mapper
+        self.stats = stats
+        self.listings = listings
+        self.defaults = defaults
+        self.executor = executor
+        self.clock = clock
+        self._lock = threading.Lock()
+        self._prefetching: Dict[str, threading.Event] = {}  # guarded by self._lock
+
+    # --- single paths -------------------------------------------------------------------
+
+    def getattr(self, path: str) -> Attr:
+        """The attributes of ``path``; ENOENT if nothing is there."""
+        if path == "/":
+            return root_attr(self.defaults, int(self.clock() * 1e9))
+        cached = self.stats.get(path)
+        if cached is MISSING:
+            raise no_entry(path)
+        if cached is not None:
+            return cached
+        parent = paths.parent(path)
+        listing = self.listings.get(parent)
+        if listing is not None:
+            if listing.kind(paths.basename(path)) is None:
+                self.stats.put_missing(path)
+                raise no_entry(path)
+            self.prefetch(parent, listing)
+            cached = self.stats.get(path)
+            if isinstance(cached, Attr):
+                return cached
+        attr = self.fetch(path, None)
+        if attr is None:
+            self.stats.put_missing(path)
+            raise no_entry(path)
+        self.stats.put(path, attr)
+        return attr
+
+    def fetch(self, path: str, kind: Optional[str]) -> Optional[Attr]:
+        """Ask COS what ``path`` is; ``kind`` from a listing saves the requests that cannot match."""
+        if kind in (None, "file", "symlink"):
+            info = self.store.stat(self.mapper.file_key(path))
+            if info is not None and not info.is_dir:
+                return attr_from_info(info, self.defaults)
+        dir_key = self.mapper.dir_key(path)
+        info = self.store.stat(dir_key)
+        if info is not None:
+            return attr_from_info(info, self.defaults, is_dir=True)
+        if kind == "dir" or self._has_children(dir_key):
+            return implicit_dir_attr(self.defaults)
+        return None
+
+    def _has_children(self, dir_key: str) -> bool:
+        page = self.store.list_page(dir_key, max_keys=1)
+        return bool(page.files or page.dirs)
+
+    def exists(self, path: str) -> bool:
+        try:
+            self.getattr(path)
+        except CosfsError as error:
+            if error.errno == errno.ENOENT:
+                return False
+            raise
+        return True
+
+    # --- directories --------------------------------------------------------------------
+
+    def listdir(self, path: str) -> Listing:
+        """The complete listing of directory ``path`` (all pages), cached for the list TTL."""
+        listing = self.listings.get(path)
+        if listing is not None:
+            return listing
+        dir_key = self.mapper.dir_key(path)
+        entries: Dict[str, str] = {}
+        marker = ""
+        while True:
+            page = self.store.list_page(dir_key, marker, self.store.limits.max_list_keys)
+            for prefix in page.dirs:
+                name = prefix[len(dir_key):-1]
+                if paths.visible_name(name):
+                    entries.setdefault(name, "dir")
+            for info in page.files:
+                name = info.key[len(dir_key):]
+                if paths.visible_name(name):
+                    entries[name] = "file"
+            if page.next_marker is None:
+                break
+            marker = page.next_marker
+        listing = Listing(entries)
+        self.listings.put(path, listing)
+        return listing
+
+    def prefetch(self, dir_path: str, listing: Listing) -> None:
+        """Fetch the attributes of every child of ``dir_path`` not in the stat cache, in parallel.
+
+        Concurrent callers for the same directory wait for the one prefetch in flight.
+        """
+        with self._lock:
+            running = self._prefetching.get(dir_path)
+            if running is None:
+                running = self._prefetching[dir_path] = threading.Event()
+                owner = True
+            else:
+                owner = False
+        if not owner:
+            running.wait()
+            return
+        try:
+            unknown = [
+                (paths.join(dir_path, name), kind)
+                for name, kind in listing.entries.items()
+                if self.stats.get(paths.join(dir_path, name)) is None
+            ]
+            for child, attr in zip((p for p, _ in unknown), self.executor.map(self._fetch_quietly, unknown)):
+                if attr is _FAILED:
+                    continue  # left unknown: the caller's own lookup reports the error
+                if attr is None:
+                    self.stats.put_missing(child)
+                else:
+                    self.stats.put(child, attr)
+            if unknown:
+                log.debug("prefetched attributes of %d entries of %s", len(unknown), dir_path)
+        finally:
+            with self._lock:
+                del self._prefetching[dir_path]
+            running.set()
+
+    def _fetch_quietly(self, item):
+        path, kind = item
+        try:
+            attr = self.fetch(path, kind)
+        except CosfsError as error:
+            log.debug("prefetch of %s failed: %s", path, error)
+            return _FAILED
+        if attr is None and kind == "dir":
+            return implicit_dir_attr(self.defaults)
+        return attr
+
+    # --- invalidation -------------------------------------------------------------------
+
+    def learn(self, path: str, attr: Attr) -> None:
+        """``path`` now has ``attr`` (after an upload or setattr through this mount)."""
+        self.stats.put(path, attr)
+
+    def added(self, path: str, attr: Attr) -> None:
+        """``path`` was created through this mount: record it, and in its parent's cached
+        listing, so looking up its siblings still costs no request."""
+        self.stats.put(path, attr)
+        self._edit_listing(path, attr.kind)
+        if attr.kind == "dir":
+            self.listings.put(path, Listing({}))
+
+    def removed(self, path: str) -> None:
+        """``path`` was deleted through this mount."""
+        self.stats.invalidate_tree(path)
+        self.stats.put_missing(path)
+        self.listings.invalidate_tree(path)
+        self._edit_listing(path, None)
+
+    def moved(self, old: str, new: str, kind: str) -> None:
+        """``old`` (a file or a whole tree) now lives at ``new``."""
+        self.removed(old)
+        self.stats.invalidate_tree(new)
+        self.listings.invalidate_tree(new)
+        self._edit_listing(new, kind)
+
+    def _edit_listing(self, path: str, kind: Optional[str]) -> None:
+        parent = paths.parent(path)
+        listing = self.listings.get(parent)
+        if listing is None:
+            return
+        entries = dict(listing.entries)
+        name = paths.basename(path)
+        if kind is None:
+            entries.pop(name, None)
+        else:
+            entries[name] = kind
+        self.listings.put(parent, Listing(entries))
+

@@ -1,0 +1,94 @@
+"""The composition root: build store, caches, staging, filesystem and FUSE adapter; run the mount.
+
+The only place that knows every layer. Everything here happens after the command line has
+been checked and the bucket probed (``cosfs.cli``).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Callable, Optional
+
+from cosfs import _fuse
+from cosfs.attrs import AttrDefaults
+from cosfs.cache import ListCache, StatCache
+from cosfs.fs import CosFilesystem
+from cosfs.handles import OpenFiles
+from cosfs.lookup import Lookup
+from cosfs.model import Store
+from cosfs.ops import CosOperations
+from cosfs.options import Options
+from cosfs.paths import PathMapper
+from cosfs.writeback import StagingArea, UploadPolicy, Uploader
+
+log = logging.getLogger(__name__)
+
+MiB = 1024 * 1024
+
+
+def default_cache_dir() -> Path:
+    if os.geteuid() == 0:
+        return Path("/var/cache/cosfs")
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "cosfs"
+
+
+def build_filesystem(store: Store, options: Options, prefix: str, bucket: str,
+                     clock: Callable[[], float] = time.time,
+                     ttl_clock: Callable[[], float] = time.monotonic) -> CosFilesystem:
+    """Caches, staging, uploader and the filesystem for one mount of ``bucket``.
+
+    ``clock`` stamps modification times; ``ttl_clock`` ages cache entries (monotonic, so a
+    wall-clock jump neither freezes nor flushes the caches).
+    """
+    defaults = AttrDefaults(
+        uid=os.getuid() if options.uid is None else options.uid,
+        gid=os.getgid() if options.gid is None else options.gid,
+        umask=options.umask,
+    )
+    executor = ThreadPoolExecutor(max_workers=max(4, options.parallel_count * 2), thread_name_prefix="cosfs-io")
+    stats = StatCache(options.stat_cache_ttl, options.negative_cache_ttl, options.max_stat_cache_size, ttl_clock)
+    listings = ListCache(options.list_cache_ttl, clock=ttl_clock)
+    lookup = Lookup(store, PathMapper(prefix), stats, listings, defaults, executor, clock)
+    staging_dir = Path(options.cache_dir) if options.cache_dir else default_cache_dir()
+    staging = StagingArea(staging_dir / bucket, options.ensure_diskfree * MiB)
+    policy = UploadPolicy(
+        part_size=options.multipart_size * MiB,
+        multipart_threshold=options.multipart_threshold * MiB,
+        parallel=options.parallel_count,
+    )
+    files = OpenFiles(store, lookup, staging, Uploader(store, policy, executor), clock)
+    return CosFilesystem(store, lookup, files, defaults, clock, read_only=options.ro)
+
+
+def run_mount(
+    fs: CosFilesystem,
+    mountpoint: str,
+    options: Options,
+    fsname: str,
+    on_mounted: Optional[Callable[[], None]] = None,
+    debug: bool = False,
+) -> None:
+    """Mount and serve until unmounted; pending uploads are flushed before returning."""
+
+    def unmounting() -> None:
+        failed = fs.files.flush_all()
+        if failed:
+            log.error("unmounting with %d file(s) not stored in COS (kept in the staging area): %s",
+                      len(failed), ", ".join(failed))
+
+    operations = CosOperations(fs, on_mounted=on_mounted, on_unmount=unmounting)
+    extra = {name: (value if value else True) for name, value in options.fuse}
+    mount_options = _fuse.mount_options(
+        fsname,
+        allow_other=options.allow_other,
+        read_only=options.ro,
+        max_threads=max(16, options.parallel_count * 4),
+        extra=extra,
+    )
+    log.info("mounting %s on %s with %s", fsname, mountpoint, _fuse.describe())
+    _fuse.FUSE(operations, mountpoint, foreground=True, debug=debug, **mount_options)

@@ -1,0 +1,223 @@
+"""The FUSE adapter: each callback converts arguments, calls ``CosFilesystem``, converts the result.
+
+Only this module and ``cosfs._fuse`` know FUSE. Every operation is implemented or refused
+explicitly, because the bindings' defaults differ (fusepy answers EROFS, mfusepy ENOSYS).
+Errors: a ``CosfsError`` becomes its errno; anything unexpected is logged with its
+traceback and reported as EIO, so one bad request never takes the mount down.
+"""
+
+from __future__ import annotations
+
+import errno
+import functools
+import logging
+import time
+from typing import Callable, Optional
+
+from cosfs import _fuse
+from cosfs.errors import CosfsError
+from cosfs.fs import CosFilesystem
+
+log = logging.getLogger(__name__)
+
+
+def translated(method):
+    """Run a callback, turning our errors into ``FuseOSError(errno)``."""
+
+    @functools.wraps(method)
+    def wrapper(self, *args):
+        try:
+            return method(self, *args)
+        except CosfsError as failure:
+            level = logging.DEBUG if failure.errno in (errno.ENOENT, errno.EEXIST, errno.ENOTEMPTY) else logging.WARNING
+            log.log(level, "%s%r: %s", method.__name__, args[:1], failure)
+            raise _fuse.FuseOSError(failure.errno) from None
+        except _fuse.FuseOSError:
+            raise
+        except Exception:  # noqa: BLE001 (the mount must survive any bug in one request)
+            log.exception("%s%r failed unexpectedly", method.__name__, args[:1])
+            raise _fuse.FuseOSError(errno.EIO) from None
+
+    return wrapper
+
+
+def _caller() -> "tuple[int, int]":
+    uid, gid, _ = _fuse.fuse_get_context()
+    return uid, gid
+
+
+class CosOperations(_fuse.Operations):
+    """fusepy/mfusepy ``Operations`` for one mounted bucket."""
+
+    use_ns = True
+
+    def __init__(
+        self,
+        fs: CosFilesystem,
+        on_mounted: Optional[Callable[[], None]] = None,
+        on_unmount: Optional[Callable[[], None]] = None,
+    ) -> None:
+        self.fs = fs
+        self.on_mounted = on_mounted
+        self.on_unmount = on_unmount
+
+    # --- lifecycle ----------------------------------------------------------------------
+
+    def init(self, path):
+        if self.on_mounted:
+            self.on_mounted()
+
+    def destroy(self, path):
+        if self.on_unmount:
+            self.on_unmount()
+
+    # --- namespace ----------------------------------------------------------------------
+
+    @translated
+    def getattr(self, path, fh=None):
+        return self.fs.getattr(path).to_stat()
+
+    @translated
+    def readdir(self, path, fh):
+        entries = [".", ".."]
+        for name, kind in self.fs.readdir(path):
+            entries.append((name, {"st_mode": kind}, 0) if kind else name)
+        return entries
+
+    @translated
+    def opendir(self, path):
+        if self.fs.getattr(path).kind != "dir":
+            raise CosfsError(f"{path}: not a directory", errno.ENOTDIR)
+        return 0
+
+    def releasedir(self, path, fh):
+        return 0
+
+    def fsyncdir(self, path, datasync, fh):
+        return 0
+
+    @translated
+    def mkdir(self, path, mode):
+        self.fs.mkdir(path, mode, *_caller())
+
+    @translated
+    def rmdir(self, path):
+        self.fs.rmdir(path)
+
+    @translated
+    def unlink(self, path):
+        self.fs.unlink(path)
+
+    @translated
+    def rename(self, old, new):
+        self.fs.rename(old, new)
+
+    @translated
+    def symlink(self, target, source):
+        """``ln -s source target``: the link at ``target`` points to ``source``."""
+        self.fs.symlink(target, source, *_caller())
+
+    @translated
+    def readlink(self, path):
+        return self.fs.readlink(path)
+
+    @translated
+    def link(self, target, source):
+        self.fs.link(target, source)
+
+    @translated
+    def mknod(self, path, mode, dev):
+        raise CosfsError(f"{path}: device files, FIFOs and sockets cannot be stored in COS", errno.EPERM)
+
+    @translated
+    def statfs(self, path):
+        return self.fs.statfs()
+
+    @translated
+    def access(self, path, amode):
+        self.fs.access(path, amode)
+        return 0
+
+    # --- attributes ---------------------------------------------------------------------
+
+    @translated
+    def chmod(self, path, mode):
+        self.fs.chmod(path, mode)
+        return 0
+
+    @translated
+    def chown(self, path, uid, gid):
+        self.fs.chown(path, uid, gid)
+        return 0
+
+    @translated
+    def utimens(self, path, times=None):
+        self.fs.utimens(path, modification_time(times))
+        return 0
+
+    # extended attributes: not stored (COS metadata is too small and too slow for them)
+    def getxattr(self, path, name, position=0):
+        raise _fuse.FuseOSError(errno.ENODATA)
+
+    def listxattr(self, path):
+        return []
+
+    def setxattr(self, path, name, value, options, position=0):
+        raise _fuse.FuseOSError(errno.ENOTSUP)
+
+    def removexattr(self, path, name):
+        raise _fuse.FuseOSError(errno.ENODATA)
+
+    # --- files --------------------------------------------------------------------------
+
+    @translated
+    def create(self, path, mode, fi=None):
+        return self.fs.create(path, mode, *_caller())
+
+    @translated
+    def open(self, path, flags):
+        return self.fs.open(path, flags)
+
+    @translated
+    def read(self, path, size, offset, fh):
+        return self.fs.read(fh, size, offset)
+
+    @translated
+    def write(self, path, data, offset, fh):
+        return self.fs.write(fh, data, offset)
+
+    @translated
+    def truncate(self, path, length, fh=None):
+        self.fs.truncate(path, length)
+        return 0
+
+    @translated
+    def flush(self, path, fh):
+        self.fs.flush(fh)
+        return 0
+
+    @translated
+    def fsync(self, path, datasync, fh):
+        self.fs.fsync(fh)
+        return 0
+
+    @translated
+    def release(self, path, fh):
+        self.fs.release(fh)
+        return 0
+
+
+def modification_time(times) -> Optional[int]:
+    """The mtime (ns) a ``utimens`` asks for, ``None`` to leave it, translating UTIME_NOW/OMIT.
+
+    libfuse3 passes the raw ``utimensat`` specials as ``tv_nsec`` with ``tv_sec = 0``;
+    libfuse2 passes ``None`` for "now" and never sends single-time updates.
+    """
+    if times is None:
+        return time.time_ns()
+    mtime = int(times[1])
+    if mtime == _fuse.UTIME_NOW:
+        return time.time_ns()
+    if mtime == _fuse.UTIME_OMIT:
+        return None
+    return mtime

@@ -1,0 +1,264 @@
+"""CosFilesystem over the in-memory store: POSIX semantics and request costs, no kernel."""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+
+import pytest
+
+from cosfs.errors import CosError, CosfsError
+from cosfs.mount import build_filesystem
+from cosfs.options import options_from_string
+from tests.support.fake_store import FakeStore
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1_700_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def store():
+    return FakeStore()
+
+
+@pytest.fixture
+def clock():
+    return Clock()
+
+
+@pytest.fixture
+def fs(store, clock, tmp_path):
+    options = options_from_string(f"cache_dir={tmp_path / 'staging'},ensure_diskfree=0,multipart_threshold=1,multipart_size=1")
+    return build_filesystem(store, options, "", "bucket-1250000000", clock=clock, ttl_clock=clock)
+
+
+def write_file(fs, path, data=b"", mode=0o644):
+    fh = fs.create(path, mode, 1000, 1000)
+    if data:
+        fs.write(fh, data, 0)
+    fs.flush(fh)
+    fs.release(fh)
+
+
+def read_file(fs, path):
+    fh = fs.open(path, os.O_RDONLY)
+    try:
+        return fs.read(fh, 1 << 30, 0)
+    finally:
+        fs.release(fh)
+
+
+def errno_of(call, *args):
+    with pytest.raises(CosfsError) as raised:
+        call(*args)
+    return raised.value.errno
+
+
+# --- files ----------------------------------------------------------------------------------
+
+
+def test_create_write_close_stores_data_and_metadata(fs, store):
+    write_file(fs, "/a.txt", b"hello", 0o640)
+    stored = store.objects["a.txt"]
+    assert stored.data == b"hello"
+    assert stored.meta["mode"] == str(stat.S_IFREG | 0o640)
+    assert stored.meta["uid"] == "1000" and stored.meta["mtime"] == "1700000000"
+    attr = fs.getattr("/a.txt")
+    assert (attr.size, attr.kind, stat.S_IMODE(attr.mode)) == (5, "file", 0o640)
+
+
+def test_new_file_is_not_stored_before_flush_and_is_visible_meanwhile(fs, store):
+    fh = fs.create("/new.txt", 0o644, 0, 0)
+    fs.write(fh, b"abc", 0)
+    assert "new.txt" not in store.objects
+    assert fs.getattr("/new.txt").size == 3
+    assert ("new.txt", stat.S_IFREG) in fs.readdir("/")
+    assert fs.read(fh, 10, 0) == b"abc", "reading a file open for writing sees what was written"
+    fs.release(fh)
+    assert store.objects["new.txt"].data == b"abc"
+
+
+def test_failed_upload_reports_error_keeps_data_and_old_object(fs, store):
+    write_file(fs, "/keep.txt", b"old")
+    fh = fs.open("/keep.txt", os.O_WRONLY | os.O_TRUNC)
+    fs.write(fh, b"new data", 0)
+    store.fail("put_object", times=3)
+    assert errno_of(fs.flush, fh) == errno.EIO
+    assert store.objects["keep.txt"].data == b"old", "the old object is untouched"
+    staged = fs.files.handle(fh).node.staged
+    assert staged.path.exists() and staged.read(0, 100) == b"new data"
+    fs.release(fh)
+    assert staged.path.exists(), "the data stays in the staging area after close"
+
+
+def test_large_file_goes_through_multipart_and_failure_aborts(fs, store):
+    data = os.urandom(3 * 1024 * 1024 + 17)
+    write_file(fs, "/big.bin", data)
+    assert store.objects["big.bin"].data == data
+    assert store.calls["put_part"] == 4 and store.calls["complete"] == 1
+    fh = fs.open("/big.bin", os.O_WRONLY | os.O_TRUNC)
+    fs.write(fh, os.urandom(2 * 1024 * 1024), 0)
+    store.fail("put_part", times=1)
+    assert errno_of(fs.flush, fh) == errno.EIO
+    assert store.calls["abort"] == 1 and store.objects["big.bin"].data == data
+    fs.release(fh)
+
+
+def test_partial_overwrite_and_append_keep_existing_bytes(fs, store):
+    write_file(fs, "/f", b"0123456789")
+    fh = fs.open("/f", os.O_WRONLY)
+    fs.write(fh, b"AB", 2)
+    fs.release(fh)
+    assert store.objects["f"].data == b"01AB456789"
+    fh = fs.open("/f", os.O_WRONLY | os.O_APPEND)
+    fs.write(fh, b"xyz", 0)
+    fs.release(fh)
+    assert store.objects["f"].data == b"01AB456789xyz"
+
+
+def test_truncate_by_path_without_an_open_handle(fs, store):
+    write_file(fs, "/t", b"0123456789")
+    fs.truncate("/t", 4)
+    assert store.objects["t"].data == b"0123"
+    fs.truncate("/t", 6)
+    assert store.objects["t"].data == b"0123\0\0"
+
+
+def test_reads_of_existing_object(fs, store):
+    store.put_raw("r.bin", bytes(range(256)) * 100)
+    assert read_file(fs, "/r.bin") == bytes(range(256)) * 100
+
+
+# --- namespace ------------------------------------------------------------------------------
+
+
+def test_mkdir_rmdir_and_errors(fs, store):
+    fs.mkdir("/d", 0o750, 5, 6)
+    assert "d/" in store.objects and store.objects["d/"].meta["mode"] == str(stat.S_IFDIR | 0o750)
+    assert errno_of(fs.mkdir, "/d", 0o755, 0, 0) == errno.EEXIST
+    assert errno_of(fs.mkdir, "/missing/sub", 0o755, 0, 0) == errno.ENOENT
+    write_file(fs, "/d/x", b"1")
+    assert errno_of(fs.rmdir, "/d") == errno.ENOTEMPTY
+    assert errno_of(fs.mkdir, "/d/x/y", 0o755, 0, 0) == errno.ENOTDIR
+    assert errno_of(fs.rmdir, "/d/x") == errno.ENOTDIR
+    assert errno_of(fs.unlink, "/d") == errno.EISDIR
+    fs.unlink("/d/x")
+    fs.rmdir("/d")
+    assert not store.objects
+    assert errno_of(fs.getattr, "/d") == errno.ENOENT
+
+
+def test_prefix_only_directories_are_usable(fs, store):
+    store.put_raw("implicit/sub/file.txt", b"data")
+    assert fs.getattr("/implicit").kind == "dir"
+    assert [n for n, _ in fs.readdir("/implicit")] == ["sub"]
+    assert read_file(fs, "/implicit/sub/file.txt") == b"data"
+
+
+def test_rename_file_replaces_target_and_follows_posix_errors(fs, store):
+    write_file(fs, "/a", b"A")
+    write_file(fs, "/b", b"B")
+    fs.rename("/a", "/b")
+    assert store.objects["b"].data == b"A" and "a" not in store.objects
+    fs.mkdir("/dir", 0o755, 0, 0)
+    write_file(fs, "/dir/inside", b"x")
+    assert errno_of(fs.rename, "/b", "/dir") == errno.EISDIR
+    fs.mkdir("/empty", 0o755, 0, 0)
+    assert errno_of(fs.rename, "/empty", "/dir") == errno.ENOTEMPTY
+    assert errno_of(fs.rename, "/dir", "/dir/inside/deeper") in (errno.EINVAL, errno.ENOTDIR)
+
+
+def test_rename_directory_moves_whole_subtree(fs, store):
+    fs.mkdir("/src", 0o755, 0, 0)
+    fs.mkdir("/src/sub", 0o755, 0, 0)
+    write_file(fs, "/src/sub/f1", b"1")
+    write_file(fs, "/src/f2", b"2")
+    fs.rename("/src", "/dst")
+    assert sorted(store.objects) == ["dst/", "dst/f2", "dst/sub/", "dst/sub/f1"]
+    assert read_file(fs, "/dst/sub/f1") == b"1"
+    assert errno_of(fs.getattr, "/src") == errno.ENOENT
+
+
+def test_symlinks_and_dangling_symlinks(fs, store):
+    write_file(fs, "/target", b"t")
+    fs.symlink("/link", "target", 0, 0)
+    fs.symlink("/dangling", "nowhere", 0, 0)
+    assert fs.getattr("/link").kind == "symlink"
+    assert fs.readlink("/link") == "target" and fs.readlink("/dangling") == "nowhere"
+    assert store.objects["link"].data == b"target"
+
+
+def test_link_is_refused_with_eperm(fs):
+    assert errno_of(fs.link, "/x", "/y") == errno.EPERM
+
+
+def test_chmod_chown_utimens_update_metadata_in_place(fs, store):
+    write_file(fs, "/m", b"data")
+    fs.chmod("/m", 0o600)
+    fs.chown("/m", 42, -1)
+    fs.utimens("/m", 1_600_000_000_123_456_789)
+    meta = store.objects["m"].meta
+    assert meta["mode"] == str(stat.S_IFREG | 0o600) and meta["uid"] == "42" and meta["gid"] == "1000"
+    assert (meta["mtime"], meta["mtime-nsec"]) == ("1600000000", "123456789")
+    assert store.objects["m"].data == b"data"
+
+
+def test_utimens_on_an_open_dirty_file_is_applied_by_its_upload(fs, store):
+    fh = fs.create("/p", 0o644, 0, 0)
+    fs.write(fh, b"x", 0)
+    fs.utimens("/p", 1_500_000_000 * 10**9)
+    fs.release(fh)
+    assert store.objects["p"].meta["mtime"] == "1500000000"
+    assert store.calls["set_meta"] == 0
+
+
+# --- caches and request costs ---------------------------------------------------------------
+
+
+def test_warm_listing_and_stats_cost_no_requests(fs, store):
+    for i in range(50):
+        store.put_raw(f"dir/f{i:02d}", b"x" * i, {"mode": str(stat.S_IFREG | 0o600)})
+    names = [n for n, _ in fs.readdir("/dir")]
+    assert len(names) == 50
+    for name in names:
+        fs.getattr(f"/dir/{name}")
+    cold = sum(store.calls.values())
+    assert store.calls["list_page"] <= 2 and store.calls["stat"] <= 50 + 2
+    for name in names:
+        assert stat.S_IMODE(fs.getattr(f"/dir/{name}").mode) == 0o600
+    fs.readdir("/dir")
+    assert sum(store.calls.values()) == cold, "a warm ls -l costs no request"
+
+
+def test_objects_created_behind_our_back_appear_after_the_ttl(fs, store, clock):
+    fs.readdir("/")
+    assert errno_of(fs.getattr, "/later") == errno.ENOENT
+    store.put_raw("later", b"x")
+    assert errno_of(fs.getattr, "/later") == errno.ENOENT, "cached until the TTL ends"
+    clock.now += 31
+    assert fs.getattr("/later").size == 1
+
+
+def test_store_errors_keep_their_errno(fs, store):
+    store.fail("stat", CosError("denied", status=403, code="AccessDenied"))
+    assert errno_of(fs.getattr, "/x") == errno.EACCES
+
+
+def test_read_only_mount_refuses_writes(store, clock, tmp_path):
+    options = options_from_string(f"ro,cache_dir={tmp_path}")
+    fs = build_filesystem(store, options, "", "bucket-1250000000", clock=clock)
+    assert errno_of(fs.mkdir, "/d", 0o755, 0, 0) == errno.EROFS
+    assert errno_of(fs.create, "/f", 0o644, 0, 0) == errno.EROFS
+
+
+def test_mount_prefix_maps_paths_below_it(store, clock, tmp_path):
+    options = options_from_string(f"cache_dir={tmp_path}")
+    fs = build_filesystem(store, options, "sub/dir/", "bucket-1250000000", clock=clock)
+    write_file(fs, "/f", b"1")
+    assert "sub/dir/f" in store.objects
