@@ -11,24 +11,39 @@ from __future__ import annotations
 
 import ctypes.util
 import os
+from importlib import metadata
 from typing import Dict, Optional
+
+#: ``COSFS_FUSE_BINDING=fusepy`` forces the fallback (CI runs a smoke subset that way).
+_WANTED = os.environ.get("COSFS_FUSE_BINDING", "mfusepy")
 
 if "FUSE_LIBRARY_NAME" not in os.environ and ctypes.util.find_library("fuse3"):
     os.environ["FUSE_LIBRARY_NAME"] = "fuse3"
 
+
+def _load_fusepy():
+    import fuse
+
+    return fuse
+
+
 try:
+    if _WANTED == "fusepy":
+        raise ImportError("fusepy requested")
     import mfusepy as _binding
 
     BINDING = "mfusepy"
-    BINDING_VERSION = getattr(_binding, "__version__", "")
     LIBFUSE_MAJOR = int(_binding.fuse_version_major)
     LIBFUSE_MINOR = int(_binding.fuse_version_minor)
-except ImportError:  # the tested fallback: plain fusepy on libfuse2
-    import fuse as _binding  # type: ignore[no-redef]
-
+except ImportError:  # the tested fallback: plain fusepy, which only knows libfuse2
+    _binding = _load_fusepy()
     BINDING = "fusepy"
-    BINDING_VERSION = getattr(_binding, "__version__", "")
     LIBFUSE_MAJOR, LIBFUSE_MINOR = 2, 9
+
+try:
+    BINDING_VERSION = metadata.version(BINDING)
+except metadata.PackageNotFoundError:
+    BINDING_VERSION = ""
 
 FUSE = _binding.FUSE
 Operations = _binding.Operations
