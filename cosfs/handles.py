@@ -275,8 +275,7 @@ class OpenFiles:
             if node.staged is not None:
                 if keep:
                     log.error("%s was closed without being stored; data kept in %s", node.path, node.staged.keep())
-                else:
-                    node.staged.discard()
+                node.staged.discard()  # closes the file; a kept file stays on disk
                 node.staged = None
         with self._lock:
             if node.refs == 0 and self._nodes.get(node.path) is node:
