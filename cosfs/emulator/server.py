@@ -75,7 +75,8 @@ class EmulatorApp:
             raise EmulatorError(400, "InvalidURI", "the request path is not UTF-8") from None
         bucket, key, sign_paths = self._route(request.host, path)
         request.bucket, request.key = bucket, key
-        self.ctx.check_bucket(bucket)
+        if bucket:
+            self.ctx.check_bucket(bucket)
         if request.method in ("GET", "HEAD") and "authorization" not in request.headers and request.raw_param("sign"):
             request.signer = self._check_download(request)
         else:
@@ -91,6 +92,8 @@ class EmulatorApp:
         first, _, rest = path[1:].partition("/")
         if first in self.ctx.buckets or xml_api_bucket_like(first):
             return first, rest, [path, "/" + rest]
+        if path == "/":
+            return "", "", [path]  # GET Service (ListBuckets), as boto3's list_buckets sends it
         if len(self.ctx.buckets) == 1:
             return self.ctx.buckets[0], path[1:], [path]
         raise EmulatorError(404, "NoSuchBucket", "The specified bucket does not exist.")
@@ -236,7 +239,7 @@ class RequestHandler(BaseHTTPRequestHandler):
         }
         headers.setdefault("Content-Length", str(response.length))
         for name, value in headers.items():
-            self.send_header(name, value)
+            self.send_header(name, _latin1(str(value)))
         if self.close_connection:
             self.send_header("Connection", "close")
         self.end_headers()
@@ -269,6 +272,16 @@ class RequestHandler(BaseHTTPRequestHandler):
             self.connection.shutdown(socket.SHUT_RDWR)
         except OSError:
             pass
+
+
+def _latin1(value: str) -> str:
+    """HTTP header values travel as latin-1; other text (metadata set through the JSON API)
+    goes out as its UTF-8 bytes, which is what a client that sent UTF-8 gets back."""
+    try:
+        value.encode("latin-1")
+    except UnicodeEncodeError:
+        return value.encode("utf-8").decode("latin-1")
+    return value
 
 
 def _body_chunks(response: EmuResponse) -> Iterator[bytes]:
