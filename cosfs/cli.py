@@ -17,7 +17,7 @@ import os
 import sys
 from typing import List, Optional, Tuple
 
-from cosfs import __version__, daemon, diagnose
+from cosfs import __version__, daemon, diagnose, doctor
 from cosfs.log import setup_logging
 from cosfs.errors import ConfigError, CosError
 from cosfs.options import Options, options_help, parse_options, split_option_string
@@ -25,7 +25,8 @@ from cosfs.store import build_store
 
 log = logging.getLogger("cosfs")
 
-USAGE = "cosfs BUCKET-APPID[:/prefix] MOUNTPOINT [-o opt[,opt...]] [-f] [-d] [-s]"
+USAGE = ("cosfs BUCKET-APPID[:/prefix] MOUNTPOINT [-o opt[,opt...]] [-f] [-d] [-s]\n"
+         "       cosfs doctor BUCKET-APPID [-o opt[,opt...]] [--write-test]")
 
 
 class UsageError(Exception):
@@ -109,6 +110,8 @@ def print_version() -> None:
 
 def main(argv: Optional[List[str]] = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["doctor"]:
+        return doctor.main(argv[1:])
     try:
         args, options = parse_command_line(argv)
     except (UsageError, SystemExit) as exc:

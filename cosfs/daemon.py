@@ -72,7 +72,7 @@ def run(args: argparse.Namespace, options: Options, bucket: str, prefix: str, mo
     os.close(read_end)
     os.setsid()
     _detach_stdio()
-    setup_logging(options.log_level, foreground=False)
+    setup_logging(options.log_level, foreground=False, logfile=options.logfile)
     reported = []
 
     def report(message: str) -> None:

@@ -95,6 +95,7 @@ class Options:
     multipart_size: int = _option(8, _number(int, 1, 5120), "part size in MB for multipart uploads")
     multipart_threshold: int = _option(16, _number(int, 1, 5120), "files larger than this many MB are uploaded in parts")
     log_level: str = _option("warning", _choice("debug", "info", "warning", "error"), "what is logged")
+    logfile: Optional[str] = _option(None, _text, "log to this file instead of syslog when running in the background")
     #: Generic FUSE options handed to libfuse as they are (validated by ``fuse_option``).
     fuse: Tuple[Tuple[str, str], ...] = field(default=(), metadata={"parse": None, "help": "", "aliases": ()})
 

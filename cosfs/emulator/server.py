@@ -186,6 +186,10 @@ class RequestHandler(BaseHTTPRequestHandler):
 
     do_PUT = do_POST = do_DELETE = do_HEAD = do_GET
 
+    def date_time_string(self, timestamp=None) -> str:
+        """The ``Date`` header from the server's clock, which tests may skew or fix."""
+        return formatdate(self.server.app.ctx.clock() if timestamp is None else timestamp, usegmt=True)
+
     def log_message(self, format: str, *args) -> None:  # noqa: A002 (signature of the base class)
         log.debug("%s %s", self.address_string(), format % args)
 
@@ -232,11 +236,7 @@ class RequestHandler(BaseHTTPRequestHandler):
     def _send(self, request: EmuRequest, response: EmuResponse, drop_half_way: bool) -> None:
         faults = self.server.app.faults
         self.send_response(response.status)
-        headers = {
-            "x-cos-request-id": request.request_id,
-            "Date": formatdate(self.server.app.ctx.clock(), usegmt=True),
-            **response.headers,
-        }
+        headers = {"x-cos-request-id": request.request_id, **response.headers}
         headers.setdefault("Content-Length", str(response.length))
         for name, value in headers.items():
             self.send_header(name, _latin1(str(value)))
