@@ -21,7 +21,12 @@ unmount() {
 stop() {
     unmount
     if [ -f "$state/emulator.pid" ]; then
-        kill "$(cat "$state/emulator.pid")" 2>/dev/null || true
+        pid=$(cat "$state/emulator.pid")
+        kill "$pid" 2>/dev/null || true
+        for _ in $(seq 100); do
+            kill -0 "$pid" 2>/dev/null || break
+            sleep 0.1
+        done
         rm -f "$state/emulator.pid"
     fi
     echo "stopped: $mountpoint unmounted, emulator stopped (its data stays in $state/data)"
@@ -78,8 +83,7 @@ if [ -z "$url" ]; then
     echo "quickstart: the emulator did not start; see $state/emulator.log" >&2
     exit 1
 fi
-umask 077
-printf '%s:%s\n' "$secret_id" "$secret_key" >"$state/passwd-cosfs"
+(umask 077 && printf '%s:%s\n' "$secret_id" "$secret_key" >"$state/passwd-cosfs")
 
 # 4. The mount: the command returns once the bucket is mounted.
 unmount
