@@ -11,6 +11,7 @@ from __future__ import annotations
 import errno
 import functools
 import logging
+import stat
 import time
 from typing import Callable, Optional
 
@@ -79,9 +80,11 @@ class CosOperations(_fuse.Operations):
 
     @translated
     def readdir(self, path, fh):
-        entries = [".", ".."]
+        # Every entry carries an explicit type: mfusepy reuses one stat buffer for the whole
+        # listing, so a bare name would inherit the previous entry's type. 0 is DT_UNKNOWN.
+        entries = [(".", {"st_mode": stat.S_IFDIR}, 0), ("..", {"st_mode": stat.S_IFDIR}, 0)]
         for name, kind in self.fs.readdir(path):
-            entries.append((name, {"st_mode": kind}, 0) if kind else name)
+            entries.append((name, {"st_mode": kind or 0}, 0))
         return entries
 
     @translated
