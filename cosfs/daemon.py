@@ -48,7 +48,10 @@ def _serve(args: argparse.Namespace, options: Options, bucket: str, prefix: str,
     fs = build_filesystem(store, options, prefix, bucket)
     fsname = f"cosfs#{bucket}" + (f":/{prefix.rstrip('/')}" if prefix else "")
 
+    live = []
+
     def mounted() -> None:
+        live.append(True)
         log.info("%s is mounted on %s", fsname, mountpoint)
         notify_systemd(f"READY=1\nSTATUS=serving {fsname} on {mountpoint}")
         on_mounted()
@@ -56,8 +59,11 @@ def _serve(args: argparse.Namespace, options: Options, bucket: str, prefix: str,
     try:
         run_mount(fs, mountpoint, options, fsname, on_mounted=mounted)
     except RuntimeError as exc:
-        raise ConfigError(f"libfuse could not mount {mountpoint} (error {exc}); see the log above") from None
+        if not live:
+            raise ConfigError(f"libfuse could not mount {mountpoint} (error {exc}); see the log above") from None
+        log.info("stopped by a signal (libfuse status %s)", exc)  # libfuse 3 reports SIGTERM this way
     notify_systemd("STOPPING=1")
+    log.info("%s unmounted from %s", fsname, mountpoint)
 
 
 def run(args: argparse.Namespace, options: Options, bucket: str, prefix: str, mountpoint: str) -> int:
