@@ -100,13 +100,22 @@ def error_response(error: EmulatorError, request: EmuRequest) -> EmuResponse:
     """COS's ``<Error>`` document; HEAD answers carry no body."""
     if request.method == "HEAD":
         return EmuResponse(error.status, {"x-cos-error-code": error.code})
-    resource = escape(f"/{request.key}" if request.key else "/")
+    resource = escape(xml_safe(f"/{request.key}" if request.key else "/"))
     body = (
         f"<Error><Code>{escape(error.code)}</Code><Message>{escape(error.message)}</Message>"
         f"<Resource>{resource}</Resource><RequestId>{request.request_id}</RequestId>"
         f"<TraceId>{request.request_id}</TraceId></Error>"
     )
     return xml_response(error.status, body)
+
+
+def xml_safe(text: str) -> str:
+    """``text`` with the characters XML 1.0 cannot carry percent-encoded (a key may hold them)."""
+    return "".join(
+        ch if ch in "\t\n\r" or (ord(ch) >= 0x20 and not 0xD800 <= ord(ch) <= 0xDFFF and ch not in "\ufffe\uffff")
+        else "".join(f"%{b:02X}" for b in ch.encode("utf-8", "surrogatepass"))
+        for ch in text
+    )
 
 
 def element(name: str, value: object) -> str:

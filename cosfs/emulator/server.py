@@ -177,6 +177,9 @@ class EmulatorHTTPServer(ThreadingHTTPServer):
 
 class RequestHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    #: Headers and body go out in separate writes; without TCP_NODELAY, Nagle and delayed
+    #: ACKs hold every small answer back ~40 ms on loopback.
+    disable_nagle_algorithm = True
     server_version = "tencent-cos"
     sys_version = ""
     server: EmulatorHTTPServer
@@ -206,15 +209,17 @@ class RequestHandler(BaseHTTPRequestHandler):
         for name, value in self.headers.items():
             lowered = name.lower()
             headers[lowered] = f"{headers[lowered]},{value}" if lowered in headers else value
-        reset = faults.should_reset()
+        admin = raw_path.startswith(ADMIN_PREFIX)  # faults never touch the admin endpoint
+        reset = not admin and faults.should_reset()
         body = BodyReader(self.rfile, headers, faults, drop_half_way=reset)
         request = EmuRequest(
             method=self.command, raw_path=raw_path or "/", params=parse_qsl(raw_query, keep_blank_values=True),
             headers=headers, body=body, raw_query=raw_query, host=host, request_id=new_request_id(),
         )
-        faults.delay()
+        if not admin:
+            faults.delay()
         try:
-            if not raw_path.startswith(ADMIN_PREFIX) and faults.should_fail():
+            if not admin and faults.should_fail():
                 response = error_response(EmulatorError(503, "SlowDown", "Please reduce your request rate."), request)
                 self.close_connection = True
             else:
