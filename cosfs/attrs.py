@@ -195,18 +195,20 @@ def meta_for(
     mode: int, uid: int, gid: int, mtime_ns: int, base: Optional[Metadata] = None
 ) -> Dict[str, str]:
     """The user metadata to store for these attributes: ``base`` (other keys kept) with
-    ``mode``, ``uid``, ``gid``, ``mtime`` set COSFS-style and ``mtime-nsec`` set, or
-    removed when the nanoseconds are 0."""
+    ``mode``, ``uid``, ``gid``, ``mtime`` set COSFS-style and ``mtime-nsec`` set.
+
+    ``mtime-nsec`` is left out when the nanoseconds are 0, except that it is written as
+    ``"0"`` when ``base`` had it: the JSON API's ``update`` merges metadata, so a key we
+    merely dropped would survive there with the old nanoseconds.
+    """
     seconds, nanoseconds = divmod(mtime_ns, _NS)
     meta = dict(base or {})
     meta[META_MODE] = str(mode)
     meta[META_UID] = str(uid)
     meta[META_GID] = str(gid)
     meta[META_MTIME] = str(seconds)
-    if nanoseconds:
+    if nanoseconds or META_MTIME_NSEC in meta:
         meta[META_MTIME_NSEC] = str(nanoseconds)
-    else:
-        meta.pop(META_MTIME_NSEC, None)
     return meta
 
 

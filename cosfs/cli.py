@@ -141,9 +141,8 @@ def mount_command(args: argparse.Namespace, options: Options) -> int:
     try:
         store.probe()
     except CosError as error:
-        where = getattr(getattr(store, "endpoint", None) or getattr(store, "api", None), "base_url", "COS")
-        source = getattr(store.credentials, "source", "?")
-        print(f"cosfs: {diagnose.explain(error, bucket, where, source, options.connect_timeout)}", file=sys.stderr)
+        line = diagnose.explain(error, bucket, store.location, store.credentials.source, options.connect_timeout)
+        print(f"cosfs: {line}", file=sys.stderr)
         return 1
     try:
         from cosfs import _fuse  # noqa: F401 (loads libfuse: fail before daemonizing)

@@ -7,8 +7,6 @@ error code decides the sentence; the request id is kept so support can trace it.
 from __future__ import annotations
 
 import errno
-from typing import Optional
-
 from cosfs.errors import CosError
 
 _CREDENTIAL_CODES = {"SignatureDoesNotMatch", "InvalidAccessKeyId", "-97", "-79", "-98", "-5998", "-62"}
@@ -44,6 +42,3 @@ def explain(error: CosError, bucket: str, where: str, credentials_source: str, c
                 "for a public-read bucket")
     return f"COS answered {code or error.status}: {error.message}{request}"
 
-
-def describe_endpoint(base_url: str, path_prefix: Optional[str] = None) -> str:
-    return base_url + (path_prefix or "")

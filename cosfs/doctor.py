@@ -91,8 +91,7 @@ class Doctor:
         return self.report(True, "credentials", f"from {source}")
 
     def _endpoint(self) -> Tuple[str, str, int]:
-        base = (getattr(self.store, "endpoint", None) or self.store.api).base_url
-        parts = urlsplit(base)
+        parts = urlsplit(self.store.location)
         return parts.scheme, parts.hostname or "", parts.port or (443 if parts.scheme == "https" else 80)
 
     def check_network(self) -> bool:
@@ -130,7 +129,8 @@ class Doctor:
                                              "certificates (ca-certificates) or a proxy rewriting TLS")
 
     def check_clock(self) -> bool:
-        base = (getattr(self.store, "endpoint", None) or self.store.api).base_url
+        parts = urlsplit(self.store.location)
+        base = f"{parts.scheme}://{parts.netloc}"
         try:
             answer = requests.head(base + "/", timeout=self.options.connect_timeout,
                                    verify=not self.options.no_check_certificate)

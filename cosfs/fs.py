@@ -17,7 +17,7 @@ import stat
 from typing import Callable, Dict, List, Optional, Tuple
 
 from cosfs import paths, tree
-from cosfs.attrs import Attr, AttrDefaults, meta_for
+from cosfs.attrs import Attr, AttrDefaults, implicit_dir_attr, meta_for
 from cosfs.errors import CosError, CosfsError
 from cosfs.handles import OpenFiles
 from cosfs.lookup import Lookup
@@ -144,6 +144,7 @@ class CosFilesystem:
             raise error(path, "directory not empty", errno.ENOTEMPTY)
         self.store.delete_dir(self.mapper.dir_key(path))
         self.lookup.removed(path)
+        self._keep_parent(path)
 
     def unlink(self, path: str) -> None:
         self._writable(path)
@@ -153,6 +154,7 @@ class CosFilesystem:
         self.store.delete_file(self.mapper.file_key(path))
         self.files.unlinked(path)
         self.lookup.removed(path)
+        self._keep_parent(path)
 
     def symlink(self, path: str, target: str, uid: int, gid: int) -> None:
         self._writable(path)
@@ -165,6 +167,28 @@ class CosFilesystem:
         info = self.store.put_object(self.mapper.file_key(path), data, meta, "application/octet-stream")
         self.lookup.added(path, Attr(kind="symlink", mode=mode, uid=uid, gid=gid, size=len(data),
                                      mtime_ns=mtime_ns, etag=info.etag, meta=meta, link_target=target))
+
+    def _keep_parent(self, path: str) -> None:
+        """After ``path`` left its directory: a directory that existed only as the prefix of
+        its keys (no ``dir/`` marker, as other tools write them) would vanish with its last
+        entry. Give it a marker then, so it stays, as a directory on a disk does."""
+        parent = paths.parent(path)
+        if parent == "/" or self.files.new_children(parent):
+            return
+        listing = self.lookup.listings.get(parent)
+        if listing is not None and listing.entries:
+            return
+        dir_key = self.mapper.dir_key(parent)
+        if self.store.stat(dir_key) is not None:
+            return
+        page = self.store.list_page(dir_key, max_keys=1)
+        if page.files or page.dirs:
+            return
+        attr = self.lookup.stats.get(parent)
+        if not isinstance(attr, Attr):
+            attr = implicit_dir_attr(self.defaults, self._now_ns())
+        self.store.create_dir(dir_key, meta_for(attr.mode, attr.uid, attr.gid, attr.mtime_ns))
+        self.lookup.learn(parent, attr)
 
     def link(self, path: str, target: str) -> None:
         raise error(path, "hard links are not supported on COS", errno.EPERM)
@@ -276,6 +300,8 @@ class CosFilesystem:
             self._rename_file(old, new, target)
         self.files.moved(old, new)
         self.lookup.moved(old, new, source.kind)
+        if paths.parent(old) != paths.parent(new):
+            self._keep_parent(old)
 
     def _rename_file(self, old: str, new: str, target: Optional[Attr]) -> None:
         if target is not None and target.kind == "dir":

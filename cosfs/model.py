@@ -16,6 +16,7 @@ import errno
 from dataclasses import dataclass
 from typing import Iterator, Mapping, Optional, Protocol, Sequence, Tuple
 
+from cosfs.credentials import CredentialProvider
 from cosfs.errors import CosfsError
 
 #: User metadata: the part after ``x-cos-meta-``, lower-cased, to its value.
@@ -115,6 +116,12 @@ class Store(Protocol):
     """The verbs the filesystem needs from a bucket, and nothing else."""
 
     limits: StoreLimits
+    #: Where the credentials come from (``.source`` says it for messages).
+    credentials: "CredentialProvider"
+
+    @property
+    def location(self) -> str:
+        """The URL requests go to, for messages (``https://bucket.cos.region.myqcloud.com``)."""
 
     def list_page(self, prefix: str, marker: str = "", max_keys: int = 1000) -> ListPage:
         """One page of the directory ``prefix`` (``""`` or a key ending in ``/``)."""

@@ -59,15 +59,20 @@ class JsonStore:
         rng: Optional[random.Random] = None,
     ) -> None:
         self._bucket = bucket
-        self._api = api
+        self.api = api
         self._download = download
-        self._credentials = credentials
+        self.credentials = credentials
         self._transport = transport
         self._validity = max(1, min(sign_validity, jsonsign.MAX_MULTI_VALIDITY))
         self._clock = clock
         self._rng = rng or random.SystemRandom()
 
     # --- reading ---------------------------------------------------------------------------
+
+    @property
+    def location(self) -> str:
+        """The URL requests go to, for messages."""
+        return self.api.base_url + self.api.path_prefix
 
     def list_page(self, prefix: str, marker: str = "", max_keys: int = 1000) -> ListPage:
         files, dirs, next_marker = self._list(prefix, marker, max_keys)
@@ -126,7 +131,7 @@ class JsonStore:
             return b""
         headers = {"Range": f"bytes={start}-{start + length - 1}"}
         request = self._request("GET", "/" + key, "read", key, self._download, headers=headers)
-        credentials = self._credentials.get()
+        credentials = self.credentials.get()
         if credentials is not None:
             now, rand = self._now_rand()
             request.params.append(("sign", jsonsign.sign_download(
@@ -314,7 +319,7 @@ class JsonStore:
         endpoint: Optional[Endpoint] = None, **fields: Any,
     ) -> HttpRequest:
         """A request on ``cos_path`` (``/`` + key) at the API endpoint, or at ``endpoint``."""
-        endpoint = endpoint or self._api
+        endpoint = endpoint or self.api
         return HttpRequest(
             method=method,
             base_url=endpoint.base_url,
@@ -340,7 +345,7 @@ class JsonStore:
     def _send(self, request: HttpRequest, once: bool = False) -> Answer:
         """Send a JSON API request signed for its own cos path (its ``sign_path`` without the
         API prefix); the answer's ``data``."""
-        bound = request.sign_path[len(unquote(self._api.path_prefix)):]
+        bound = request.sign_path[len(unquote(self.api.path_prefix)):]
         response = self._transport.send(request, self._signer(bound, once), json_codec.check_json)
         return json_codec.answer_data(response)
 
@@ -349,7 +354,7 @@ class JsonStore:
         request only), or none for anonymous access."""
 
         def sign(_request: HttpRequest) -> Dict[str, str]:
-            credentials = self._credentials.get()
+            credentials = self.credentials.get()
             if credentials is None:
                 return {}
             now, rand = self._now_rand()

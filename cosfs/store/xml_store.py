@@ -139,6 +139,11 @@ class XmlStore:
         self.sign_validity = sign_validity
         self.clock = clock
 
+    @property
+    def location(self) -> str:
+        """The URL requests go to, for messages."""
+        return self.endpoint.base_url + self.endpoint.path_prefix
+
     # --- requests -----------------------------------------------------------------------
 
     def _request(self, method: str, key: str, operation: str, **fields) -> HttpRequest:

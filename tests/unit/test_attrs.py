@@ -61,10 +61,16 @@ def test_meta_for_writes_cosfs_decimal_fields():
     }
 
 
-def test_meta_for_omits_zero_nanoseconds_and_drops_a_stale_value():
-    meta = meta_for(stat.S_IFDIR | 0o755, 1, 2, 7 * NS, base={"mtime-nsec": "9"})
+def test_meta_for_omits_zero_nanoseconds():
+    meta = meta_for(stat.S_IFDIR | 0o755, 1, 2, 7 * NS)
     assert meta["mode"] == "16877" and meta["mtime"] == "7"
     assert "mtime-nsec" not in meta
+
+
+def test_meta_for_overwrites_a_stale_value_with_zero_instead_of_dropping_it():
+    """The JSON API's update merges metadata: a dropped key would keep its old value there."""
+    meta = meta_for(stat.S_IFDIR | 0o755, 1, 2, 7 * NS, base={"mtime-nsec": "9"})
+    assert meta["mtime-nsec"] == "0"
 
 
 def test_meta_for_keeps_other_keys_and_does_not_touch_base():

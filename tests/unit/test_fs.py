@@ -262,3 +262,18 @@ def test_mount_prefix_maps_paths_below_it(store, clock, tmp_path):
     fs = build_filesystem(store, options, "sub/dir/", "bucket-1250000000", clock=clock)
     write_file(fs, "/f", b"1")
     assert "sub/dir/f" in store.objects
+
+
+def test_a_prefix_only_directory_survives_the_removal_of_its_last_file(fs, store):
+    store.put_raw("implicit/only.txt", b"x")
+    fs.unlink("/implicit/only.txt")
+    assert "implicit/" in store.objects, "a marker keeps the emptied directory"
+    assert fs.getattr("/implicit").kind == "dir" and fs.readdir("/implicit") == []
+
+
+def test_removing_a_file_from_a_directory_with_a_marker_costs_no_extra_write(fs, store):
+    fs.mkdir("/d", 0o755, 0, 0)
+    write_file(fs, "/d/f", b"1")
+    creates = store.calls["create_dir"]
+    fs.unlink("/d/f")
+    assert store.calls["create_dir"] == creates
