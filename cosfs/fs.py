@@ -171,8 +171,16 @@ class CosFilesystem:
     def _keep_parent(self, path: str) -> None:
         """After ``path`` left its directory: a directory that existed only as the prefix of
         its keys (no ``dir/`` marker, as other tools write them) would vanish with its last
-        entry. Give it a marker then, so it stays, as a directory on a disk does."""
-        parent = paths.parent(path)
+        entry. Give it a marker then, so it stays, as a directory on a disk does.
+
+        The operation itself has succeeded by then: a failure here is logged, not reported.
+        """
+        try:
+            self._mark_if_emptied(paths.parent(path))
+        except CosfsError as failure:
+            log.warning("could not keep the emptied directory %s: %s", paths.parent(path), failure)
+
+    def _mark_if_emptied(self, parent: str) -> None:
         if parent == "/" or self.files.new_children(parent):
             return
         listing = self.lookup.listings.get(parent)
@@ -279,7 +287,9 @@ class CosFilesystem:
             if attr.kind != "dir" or failure.errno != errno.ENOENT:
                 raise
             self.store.create_dir(key, meta)  # a directory without marker gets one
-        self.lookup.learn(path, dataclasses.replace(new, meta=meta))
+        stored = dataclasses.replace(new, meta=meta)
+        self.lookup.learn(path, stored)
+        self.files.stored_attr(path, stored)
 
     # --- rename -------------------------------------------------------------------------
 

@@ -216,6 +216,15 @@ class OpenFiles:
             node.attr = dataclasses.replace(node.attr, **changes)
             return node.attr
 
+    def stored_attr(self, path: str, attr: Attr) -> None:
+        """The object of an open, clean file got new metadata in COS: handles see it at once."""
+        node = self.node(path)
+        if node is None:
+            return
+        with node.lock:
+            if not node.dirty:
+                node.attr = dataclasses.replace(attr, size=node.attr.size, etag=node.attr.etag)
+
     def attr_of(self, path: str) -> Optional[Attr]:
         """Attributes of an open file as the application sees them (pending size and times)."""
         node = self.node(path)

@@ -75,7 +75,13 @@ class JsonStore:
         return self.api.base_url + self.api.path_prefix
 
     def list_page(self, prefix: str, marker: str = "", max_keys: int = 1000) -> ListPage:
-        files, dirs, next_marker = self._list(prefix, marker, max_keys)
+        """A missing directory lists as empty, as a prefix nothing starts with does on the XML API."""
+        try:
+            files, dirs, next_marker = self._list(prefix, marker, max_keys)
+        except CosError as error:
+            if error.errno != errno.ENOENT:
+                raise
+            return ListPage()
         return ListPage(tuple(files), tuple(d.key for d in dirs), next_marker)
 
     def walk(self, prefix: str) -> Iterator[ObjectInfo]:

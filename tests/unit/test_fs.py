@@ -277,3 +277,18 @@ def test_removing_a_file_from_a_directory_with_a_marker_costs_no_extra_write(fs,
     creates = store.calls["create_dir"]
     fs.unlink("/d/f")
     assert store.calls["create_dir"] == creates
+
+
+def test_chmod_of_a_file_open_for_reading_is_visible_at_once(fs, store):
+    write_file(fs, "/r", b"data")
+    fh = fs.open("/r", os.O_RDONLY)
+    fs.chmod("/r", 0o600)
+    assert stat.S_IMODE(fs.getattr("/r").mode) == 0o600
+    fs.release(fh)
+
+
+def test_keeping_an_emptied_directory_never_fails_the_unlink(fs, store):
+    store.put_raw("gone/last", b"x")
+    store.fail("create_dir", CosError("denied", status=403, code="AccessDenied"))
+    fs.unlink("/gone/last")
+    assert "gone/last" not in store.objects
