@@ -152,7 +152,8 @@ class JsonStore:
         return response.content[:length]
 
     def probe(self) -> None:
-        self.list_page("", max_keys=1)
+        """List one entry of the root; unlike ``list_page``, "not found" (no such bucket) raises."""
+        self._list("", "", 1)
 
     # --- writing ---------------------------------------------------------------------------
 

@@ -13,7 +13,7 @@ import requests
 
 from cosfs.credentials import Credentials, StaticProvider
 from cosfs.errors import CosError
-from cosfs.model import PartInfo
+from cosfs.model import ListPage, PartInfo
 from cosfs.signing import jsonsign
 from cosfs.store import json_codec
 from cosfs.store.endpoints import Bucket, Endpoint
@@ -562,3 +562,14 @@ def test_decode_form_refuses_what_is_not_a_form():
     unclosed = b'--x\r\nContent-Disposition: form-data; name="a"\r\n\r\n1'
     with pytest.raises(ValueError):
         json_codec.decode_form("multipart/form-data; boundary=x", unclosed)
+
+
+def test_probe_reports_a_missing_bucket_while_list_page_of_a_missing_directory_is_empty():
+    def handler(seen):
+        return FakeResponse(400, json.dumps({"code": -166, "message": "ERROR_CMD_COS_INDEX_ERROR"}).encode())
+
+    store, _ = make_store(handler)
+    assert store.list_page("gone/") == ListPage()
+    with pytest.raises(CosError) as raised:
+        store.probe()
+    assert raised.value.code == "-166"
