@@ -232,18 +232,18 @@ class CosFilesystem:
         return self.files.write(fh, data, offset)
 
     def truncate(self, path: str, length: int) -> None:
+        """Truncate through a handle of our own: the node cannot be released under us, and
+        when no one else has the file open the new size is stored before we return."""
         self._writable(path)
-        node = self.files.node(path)
-        if node is not None:
-            self.files.truncate_node(node, length)
-            return
         attr = self.getattr(path)
         if attr.kind == "dir":
             raise error(path, "is a directory", errno.EISDIR)
         fh = self.files.open(path, attr, os.O_WRONLY)
         try:
-            self.files.truncate_node(self.files.handle(fh).node, length)
-            self.files.flush(fh)
+            node = self.files.handle(fh).node
+            self.files.truncate_node(node, length)
+            if self.files.only_holder(fh):
+                self.files.flush(fh)
         finally:
             self.files.release(fh)
 

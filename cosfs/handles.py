@@ -10,7 +10,9 @@ All handles of one path share a node, so two writers see each other's data and t
 flush uploads both. A new file lives only here until its first flush: a failed upload
 leaves no empty object behind (COSFS creates one at open).
 
-Lock order: ``OpenFiles._lock`` (the table) before ``FileNode.lock``; never two node locks.
+Locks: ``OpenFiles._lock`` (the table) is held only briefly and never while waiting for a
+``FileNode.lock``, so a thread holding a node's lock may take the table lock; never two node
+locks at once.
 """
 
 from __future__ import annotations
@@ -103,6 +105,11 @@ class OpenFiles:
             fh = next(self._ids)
             self._handles[fh] = Handle(node, append)
         return fh
+
+    def only_holder(self, fh: int) -> bool:
+        """Whether ``fh`` is the only open handle of its file."""
+        with self._lock:
+            return self._handles[fh].node.refs == 1
 
     def handle(self, fh: int) -> Handle:
         with self._lock:
@@ -275,6 +282,9 @@ class OpenFiles:
         if not last:
             return
         with node.lock:
+            with self._lock:
+                if node.refs:  # reopened (a truncate, another open) while we waited: theirs now
+                    return
             if node.dirty and not node.unlinked and not node.failed:
                 try:
                     self.flush_node(node)
