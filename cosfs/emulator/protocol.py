@@ -14,15 +14,11 @@ from typing import BinaryIO, Dict, Iterable, Iterator, List, Optional, Tuple
 from urllib.parse import unquote
 from xml.sax.saxutils import escape
 
+from cosfs.emulator.storage import StorageError
 
-class EmulatorError(Exception):
-    """An XML API error answer: HTTP status and COS code."""
 
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
+#: An XML API error answer (HTTP status, COS code, message): the type the store raises too.
+EmulatorError = StorageError
 
 
 @dataclass

@@ -35,7 +35,6 @@ from cosfs.emulator.faults import FaultInjector
 from cosfs.emulator.protocol import (
     EmulatorError, EmuRequest, EmuResponse, chunked, error_response, new_request_id,
 )
-from cosfs.emulator.storage import StorageError
 from cosfs.signing import jsonsign
 
 log = logging.getLogger(__name__)
@@ -61,8 +60,8 @@ class EmulatorApp:
             return self._json(request)
         try:
             response = self._xml(request)
-        except (EmulatorError, StorageError) as error:
-            response = error_response(EmulatorError(error.status, error.code, error.message), request)
+        except EmulatorError as error:
+            response = error_response(error, request)
         self.faults.count(f"xml.{request.operation or request.method}")
         return response
 
