@@ -4,11 +4,12 @@ Cost model (what a request costs is what this module is for):
 
 - ``getattr`` of a path whose parent listing is cached and does not contain it: no request
   (it cannot exist; a negative entry is recorded).
-- the first ``getattr`` of a child of a freshly listed directory fetches the attributes of
-  *all* its unknown siblings with parallel HEADs (``prefetch_parallel`` at a time) and waits
-  for them: ``ls -l``, ``find`` and ``rsync`` then cost one LIST page per 1,000 entries plus
-  at most one HEAD per entry, issued in parallel, instead of one serial HEAD per entry; and
-  a plain ``ls`` (names only) costs the LIST alone.
+- the first ``getattr`` of a child of a freshly listed directory costs one HEAD; the second
+  one (a tool walking the directory: ``ls -l``, ``find``, ``rsync``) fetches the attributes
+  of *all* the unknown siblings with parallel HEADs and waits for them. A walk then costs
+  one LIST page per 1,000 entries plus at most one HEAD per entry, issued in parallel,
+  instead of one serial HEAD per entry; a plain ``ls`` (names only) costs the LIST alone,
+  and ``ls`` then ``cat one-file`` costs one HEAD, not one per entry.
 - otherwise: HEAD of the file key; if missing, HEAD of the ``dir/`` marker; if missing, a
   one-key LIST of the prefix (a directory written by another tool has no marker).
 
@@ -63,6 +64,7 @@ class Lookup:
         self.clock = clock
         self._lock = threading.Lock()
         self._prefetching: Dict[str, threading.Event] = {}  # guarded by self._lock
+        self._misses: Dict[str, int] = {}  # guarded by self._lock: attribute misses per listed directory
 
     # --- single paths -------------------------------------------------------------------
 
@@ -81,10 +83,11 @@ class Lookup:
             if listing.kind(paths.basename(path)) is None:
                 self.stats.put_missing(path)
                 raise no_entry(path)
-            self.prefetch(parent, listing)
-            cached = self.stats.get(path)
-            if isinstance(cached, Attr):
-                return cached
+            if self._walking(parent):
+                self.prefetch(parent, listing)
+                cached = self.stats.get(path)
+                if isinstance(cached, Attr):
+                    return cached
         attr = self.fetch(path, None)
         if attr is None:
             self.stats.put_missing(path)
@@ -144,7 +147,17 @@ class Lookup:
             marker = page.next_marker
         listing = Listing(entries)
         self.listings.put(path, listing)
+        with self._lock:
+            self._misses.pop(path, None)
         return listing
+
+    def _walking(self, dir_path: str) -> bool:
+        """Whether this is at least the second attribute miss in ``dir_path`` since its listing."""
+        with self._lock:
+            if len(self._misses) > 10_000:
+                self._misses.clear()
+            self._misses[dir_path] = self._misses.get(dir_path, 0) + 1
+            return self._misses[dir_path] >= 2
 
     def prefetch(self, dir_path: str, listing: Listing) -> None:
         """Fetch the attributes of every child of ``dir_path`` not in the stat cache, in parallel.

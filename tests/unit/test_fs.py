@@ -292,3 +292,17 @@ def test_keeping_an_emptied_directory_never_fails_the_unlink(fs, store):
     store.fail("create_dir", CosError("denied", status=403, code="AccessDenied"))
     fs.unlink("/gone/last")
     assert "gone/last" not in store.objects
+
+
+def test_one_stat_after_a_listing_costs_one_request_and_a_walk_prefetches(fs, store):
+    for i in range(30):
+        store.put_raw(f"many/f{i:02d}", b"x")
+    fs.readdir("/many")
+    before = store.calls["stat"]
+    fs.getattr("/many/f07")
+    assert store.calls["stat"] - before == 1, "ls then cat one file: one HEAD, not one per entry"
+    fs.getattr("/many/f08")
+    assert store.calls["stat"] - before == 30, "the second miss fetches every sibling once"
+    for i in range(30):
+        fs.getattr(f"/many/f{i:02d}")
+    assert store.calls["stat"] - before == 30
