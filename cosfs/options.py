@@ -166,6 +166,7 @@ def options_help() -> str:
     """One line per option: name, default, what it does."""
     lines = []
     for item in option_fields():
-        default = "" if item.default is None else f" (default {item.default})"
+        shown = f"{item.default:03o}" if item.metadata["parse"] is _octal else item.default
+        default = "" if item.default is None else f" (default {shown})"
         lines.append(f"  {item.name:<22} {item.metadata['help']}{default}")
     return "\n".join(lines)
