@@ -17,7 +17,7 @@ import os
 import sys
 from typing import List, Optional, Tuple
 
-from cosfs import __version__, daemon, diagnose, doctor
+from cosfs import __version__, diagnose, doctor
 from cosfs.log import setup_logging
 from cosfs.errors import ConfigError, CosError
 from cosfs.options import Options, options_help, parse_options, split_option_string
@@ -103,8 +103,8 @@ def print_version() -> None:
         from cosfs import _fuse
 
         binding = _fuse.describe()
-    except OSError as exc:
-        binding = f"no FUSE library ({exc})"
+    except (ImportError, OSError) as exc:
+        binding = f"no FUSE binding ({exc})"
     print(f"cosfs {__version__} ({binding})")
 
 
@@ -145,9 +145,10 @@ def mount_command(args: argparse.Namespace, options: Options) -> int:
         print(f"cosfs: {line}", file=sys.stderr)
         return 1
     try:
-        from cosfs import _fuse  # noqa: F401 (loads libfuse: fail before daemonizing)
-    except OSError as exc:
-        print(f"cosfs: cannot load libfuse ({exc}): install it (apt-get install fuse3)", file=sys.stderr)
+        from cosfs import daemon  # loads the FUSE binding and libfuse: fail before daemonizing
+    except (ImportError, OSError) as exc:
+        print(f"cosfs: cannot load FUSE ({exc}): install libfuse (apt-get install fuse3) and "
+              "reinstall cosfs (it needs mfusepy)", file=sys.stderr)
         return 1
     if not os.path.exists("/dev/fuse"):
         print("cosfs: /dev/fuse is missing: load the fuse module (modprobe fuse) or, in a container, "

@@ -180,8 +180,9 @@ class Doctor:
             return self.report(False, "FUSE", "fusermount3 is missing: apt-get install fuse3")
         try:
             from cosfs import _fuse
-        except OSError as exc:
-            return self.report(False, "FUSE", f"libfuse cannot be loaded ({exc}): apt-get install fuse3")
+        except (ImportError, OSError) as exc:
+            return self.report(False, "FUSE", f"the FUSE binding cannot be loaded ({exc}): apt-get install fuse3, "
+                                              "and reinstall cosfs (it needs mfusepy)")
         if self.options.allow_other and os.geteuid() != 0 and not _user_allow_other():
             return self.report(False, "FUSE", "allow_other needs 'user_allow_other' in /etc/fuse.conf "
                                               "(or mounting as root)")
