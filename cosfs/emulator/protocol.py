@@ -14,7 +14,7 @@ from typing import BinaryIO, Dict, Iterable, Iterator, List, Optional, Tuple
 from urllib.parse import unquote
 from xml.sax.saxutils import escape
 
-from cosfs.emulator.storage import StorageError
+from cosfs.emulator.storage import StorageError, read_exactly
 
 
 #: An XML API error answer (HTTP status, COS code, message): the type the store raises too.
@@ -118,11 +118,7 @@ def element(name: str, value: object) -> str:
     return f"<{name}>{escape(str(value))}</{name}>"
 
 
-def chunked(file: BinaryIO, start: int, length: int, size: int = 1 << 20) -> Iterator[bytes]:
+def chunked(file: BinaryIO, start: int, length: int) -> Iterator[bytes]:
+    """Up to ``length`` bytes of ``file`` from ``start``, in chunks: bodies are never read whole."""
     file.seek(start)
-    while length > 0:
-        data = file.read(min(size, length))
-        if not data:
-            return
-        length -= len(data)
-        yield data
+    return read_exactly(file, length)

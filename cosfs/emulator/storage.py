@@ -30,7 +30,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO, Callable, Dict, Iterable, List, Optional, Tuple
+from typing import BinaryIO, Callable, Dict, Iterable, Iterator, List, Optional, Tuple
 
 MAX_KEY_BYTES = 850
 MIN_PART_SIZE = 1024 * 1024
@@ -441,7 +441,7 @@ class Storage:
         """Upload Part Copy: bytes ``start..end`` of ``source`` as part ``number``."""
         with self.open(source) as body:
             body.seek(start)
-            received = self.receive(_read_exactly(body, end - start + 1))
+            received = self.receive(read_exactly(body, end - start + 1))
         return self.put_part(bucket, upload_id, number, received)
 
     def parts(self, upload_id: str) -> List[PartRecord]:
@@ -509,7 +509,8 @@ def _concat(paths: List[Path], tail: Optional[Path] = None, chunk: int = 1 << 20
                 yield data
 
 
-def _read_exactly(body: BinaryIO, length: int, chunk: int = 1 << 20) -> Iterable[bytes]:
+def read_exactly(body: BinaryIO, length: int, chunk: int = 1 << 20) -> Iterator[bytes]:
+    """Up to ``length`` bytes from ``body``'s position, a chunk at a time."""
     while length > 0:
         data = body.read(min(chunk, length))
         if not data:
