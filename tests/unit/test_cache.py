@@ -9,19 +9,7 @@ import pytest
 
 from cosfs.attrs import Attr
 from cosfs.cache import MISSING, ListCache, Listing, StatCache
-
-
-class FakeClock:
-    """A clock that moves only when told to."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
+from tests.support.clock import FakeClock
 
 
 def attr(size: int = 0) -> Attr:

@@ -18,22 +18,10 @@ from cosfs.credentials import (
     resolve_credentials,
 )
 from cosfs.errors import ConfigError
+from tests.support.clock import FakeClock
 
 BUCKET = "examplebucket-1250000000"
 SECRET = "SECRETKEYsecretkey0123456789abcd"
-
-
-class FakeClock:
-    """A monotonic clock that moves only when the test says so."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 def write(path: Path, text: str, mode: int = 0o600) -> Path:

@@ -11,15 +11,8 @@ import pytest
 from cosfs.errors import CosError, CosfsError
 from cosfs.mount import build_filesystem
 from cosfs.options import options_from_string
+from tests.support.clock import FakeClock
 from tests.support.fake_store import FakeStore
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1_700_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture
@@ -29,7 +22,7 @@ def store():
 
 @pytest.fixture
 def clock():
-    return Clock()
+    return FakeClock(1_700_000_000.0)
 
 
 @pytest.fixture

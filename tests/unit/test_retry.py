@@ -11,20 +11,8 @@ import requests
 from cosfs.errors import CosError
 from cosfs.retry import RetryPolicy
 from cosfs.transport import HttpRequest
+from tests.support.clock import FakeClock
 from tests.support.fake_http import FakeResponse, fake_transport
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 0.0
-        self.sleeps = []
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
 
 
 def policy(clock, **kwargs):
@@ -32,7 +20,7 @@ def policy(clock, **kwargs):
 
 
 def test_backoff_grows_exponentially_and_is_capped():
-    clock = FakeClock()
+    clock = FakeClock(0.0)
     retry = policy(clock, retries=8, base_delay=0.5, max_delay=4.0, deadline=1000)
     assert list(retry.attempts()) == list(range(9))
     assert all(0.25 <= s <= 0.5 for s in clock.sleeps[:1])
@@ -42,7 +30,7 @@ def test_backoff_grows_exponentially_and_is_capped():
 
 
 def test_attempts_stop_at_the_deadline():
-    clock = FakeClock()
+    clock = FakeClock(0.0)
     retry = policy(clock, retries=100, base_delay=1.0, max_delay=8.0, deadline=20.0)
     attempts = list(retry.attempts())
     assert len(attempts) < 101
@@ -50,7 +38,7 @@ def test_attempts_stop_at_the_deadline():
 
 
 def test_zero_retries_means_one_attempt():
-    clock = FakeClock()
+    clock = FakeClock(0.0)
     assert list(policy(clock, retries=0).attempts()) == [0]
     assert clock.sleeps == []
 
