@@ -56,12 +56,8 @@ def parse_command_line(argv: List[str]) -> Tuple[argparse.Namespace, Options]:
     pairs = [pair for text in args.options for pair in split_option_string(text)]
     options = parse_options(pairs)
     if args.debug:
-        options = _replace(options, log_level="debug")
+        options = dataclasses.replace(options, log_level="debug")
     return args, options
-
-
-def _replace(options: Options, **changes) -> Options:
-    return dataclasses.replace(options, **changes)
 
 
 def split_bucket(text: str) -> Tuple[str, str]:
@@ -137,7 +133,7 @@ def main(argv: Optional[List[str]] = None) -> int:
 def mount_command(args: argparse.Namespace, options: Options) -> int:
     bucket, prefix = split_bucket(args.bucket)
     mountpoint = check_mountpoint(args.mountpoint, any(name == "nonempty" for name, _ in options.fuse))
-    store = build_store(bucket, _replace(options, retries=min(options.retries, 1)))
+    store = build_store(bucket, dataclasses.replace(options, retries=min(options.retries, 1)))
     try:
         store.probe()
     except CosError as error:

@@ -70,8 +70,12 @@ class CosFilesystem:
         if self.getattr(parent).kind != "dir":
             raise error(parent, "not a directory", errno.ENOTDIR)
 
+    def _find(self, path: str) -> Optional[Attr]:
+        """What is at ``path`` (a file open here first), or ``None``."""
+        return self.files.attr_of(path) or self.lookup.find(path)
+
     def _absent(self, path: str) -> None:
-        if self.files.attr_of(path) is not None or self.lookup.exists(path):
+        if self._find(path) is not None:
             raise error(path, "file exists", errno.EEXIST)
 
     # --- reading the namespace ----------------------------------------------------------
@@ -90,8 +94,8 @@ class CosFilesystem:
         listing = self.lookup.listdir(path)
         entries: Dict[str, Optional[int]] = {}
         for name, kind in listing.entries.items():
-            known = self.lookup.stats.get(paths.join(path, name))
-            if isinstance(known, Attr):
+            known = self.lookup.known(paths.join(path, name))
+            if known is not None:
                 entries[name] = stat.S_IFMT(known.mode)
             else:
                 entries[name] = stat.S_IFDIR if kind == "dir" else None
@@ -183,7 +187,7 @@ class CosFilesystem:
     def _mark_if_emptied(self, parent: str) -> None:
         if parent == "/" or self.files.new_children(parent):
             return
-        listing = self.lookup.listings.get(parent)
+        listing = self.lookup.known_listing(parent)
         if listing is not None and listing.entries:
             return
         dir_key = self.mapper.dir_key(parent)
@@ -192,9 +196,7 @@ class CosFilesystem:
         page = self.store.list_page(dir_key, max_keys=1)
         if page.files or page.dirs:
             return
-        attr = self.lookup.stats.get(parent)
-        if not isinstance(attr, Attr):
-            attr = implicit_dir_attr(self.defaults, self._now_ns())
+        attr = self.lookup.known(parent) or implicit_dir_attr(self.defaults, self._now_ns())
         self.store.create_dir(dir_key, meta_for(attr.mode, attr.uid, attr.gid, attr.mtime_ns))
         self.lookup.learn(parent, attr)
 
@@ -206,9 +208,7 @@ class CosFilesystem:
     def create(self, path: str, mode: int, uid: int, gid: int) -> int:
         self._writable(path)
         self._parent_dir(path)
-        existing = self.files.attr_of(path)
-        if existing is None and self.lookup.exists(path):
-            existing = self.lookup.getattr(path)
+        existing = self._find(path)
         if existing is not None:
             if existing.kind == "dir":
                 raise error(path, "is a directory", errno.EISDIR)
@@ -301,9 +301,7 @@ class CosFilesystem:
             raise error(new, "cannot move a directory into itself", errno.EINVAL)
         source = self.getattr(old)
         self._parent_dir(new)
-        target = self.files.attr_of(new)
-        if target is None and self.lookup.exists(new):
-            target = self.lookup.getattr(new)
+        target = self._find(new)
         if source.kind == "dir":
             self._rename_dir(old, new, target)
         else:

@@ -113,14 +113,23 @@ class Lookup:
         page = self.store.list_page(dir_key, max_keys=1)
         return bool(page.files or page.dirs)
 
-    def exists(self, path: str) -> bool:
+    def known(self, path: str) -> Optional[Attr]:
+        """The cached attributes of ``path``, without asking COS (``None`` when not cached)."""
+        cached = self.stats.get(path)
+        return cached if isinstance(cached, Attr) else None
+
+    def known_listing(self, path: str) -> Optional[Listing]:
+        """The cached listing of directory ``path``, without asking COS."""
+        return self.listings.get(path)
+
+    def find(self, path: str) -> Optional[Attr]:
+        """The attributes of ``path``, or ``None`` if nothing is there."""
         try:
-            self.getattr(path)
+            return self.getattr(path)
         except CosfsError as error:
             if error.errno == errno.ENOENT:
-                return False
+                return None
             raise
-        return True
 
     # --- directories --------------------------------------------------------------------
 

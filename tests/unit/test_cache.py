@@ -12,6 +12,15 @@ from cosfs.cache import MISSING, ListCache, Listing, StatCache
 from tests.support.clock import FakeClock
 
 
+def run_in_threads(work, count: int = 8) -> None:
+    """``work(n)`` for n in 1..count, all at once; returns when every thread is done."""
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(1, count + 1)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+
 def attr(size: int = 0) -> Attr:
     return Attr("file", stat.S_IFREG | 0o644, 0, 0, size, 0)
 
@@ -186,11 +195,7 @@ def test_concurrent_put_get_invalidate(clock):
         except Exception as exc:  # collected and asserted on the main thread
             errors.append(exc)
 
-    threads = [threading.Thread(target=work, args=(n,)) for n in range(1, 9)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    run_in_threads(work)
     assert errors == []
     assert len(cache) <= 100
 
@@ -296,9 +301,5 @@ def test_list_cache_concurrent_use(clock):
         except Exception as exc:  # collected and asserted on the main thread
             errors.append(exc)
 
-    threads = [threading.Thread(target=work, args=(n,)) for n in range(1, 9)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    run_in_threads(work)
     assert errors == [] and len(cache) <= 20
