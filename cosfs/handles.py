@@ -33,7 +33,8 @@ from cosfs.errors import CosfsError
 from cosfs.lookup import Lookup
 from cosfs.model import Store
 from cosfs.reader import ObjectReader
-from cosfs.writeback import StagedFile, StagingArea, Uploader
+from cosfs.staging import StagedFile, StagingArea
+from cosfs.writeback import Uploader
 
 log = logging.getLogger(__name__)
 

@@ -23,7 +23,8 @@ from cosfs.model import Store
 from cosfs.ops import CosOperations
 from cosfs.options import Options
 from cosfs.paths import PathMapper
-from cosfs.writeback import StagingArea, UploadPolicy, Uploader
+from cosfs.staging import StagingArea
+from cosfs.writeback import UploadPolicy, Uploader
 
 log = logging.getLogger(__name__)
 

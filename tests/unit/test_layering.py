@@ -34,6 +34,7 @@ LAYERS = {
     "cosfs.diagnose": 3,
     "cosfs.attrs": 4,
     "cosfs.cache": 4,
+    "cosfs.staging": 4,
     "cosfs.writeback": 4,
     "cosfs.reader": 4,
     "cosfs.lookup": 5,

@@ -14,7 +14,8 @@ import pytest
 
 from cosfs.errors import CosError, CosfsError
 from cosfs.model import StoreLimits
-from cosfs.writeback import StagingArea, UploadPolicy, Uploader
+from cosfs.staging import StagingArea
+from cosfs.writeback import UploadPolicy, Uploader
 from tests.support.fake_store import FakeStore, FakeUpload
 
 TINY = UploadPolicy(part_size=5, multipart_threshold=10, parallel=2)
