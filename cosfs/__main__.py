@@ -2,6 +2,6 @@
 
 import sys
 
-from cosfs.cli import main
+from cosfs.command.cli import main
 
 sys.exit(main())

@@ -1,6 +1,6 @@
 """Who signed a request: COS q-sign, AWS SigV4 and JSON API signatures, checked as COS does.
 
-The verification itself is cosfs's own signing code (``cosfs.signing``), the same code whose
+The verification itself is cosfs's own signing code (``cosfs.wire.signing``), the same code whose
 output matches Tencent's SDK vectors; this module only decides which scheme a request uses,
 finds the key, checks the session token of temporary credentials and remembers used once
 signatures (a replay gets -77).
@@ -13,8 +13,8 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Callable, Dict, Iterable, List, Optional
 
-from cosfs.emulator.protocol import EmuRequest, EmulatorError
-from cosfs.signing import jsonsign, qsign, sigv4
+from cosfs.emulator.protocol import EmulatorError, EmuRequest
+from cosfs.wire.signing import jsonsign, qsign, sigv4
 
 
 @dataclass(frozen=True)

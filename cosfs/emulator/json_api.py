@@ -61,11 +61,14 @@ from typing import Callable, Dict, Iterator, List, Optional, Tuple
 from cosfs.emulator import json_slices
 from cosfs.emulator.auth import JsonAuthError
 from cosfs.emulator.context import Context
+from cosfs.emulator.forms import decode_form
 from cosfs.emulator.json_slices import Fields, JsonError
 from cosfs.emulator.protocol import EmulatorError, EmuRequest, EmuResponse
 from cosfs.emulator.storage import ObjectRecord, StorageError, check_key
-from cosfs.signing import jsonsign
-from cosfs.store.json_codec import MAX_LIST_KEYS, MAX_UPLOAD_SIZE, META_PREFIX, decode_form
+from cosfs.wire.facts import JSON_MAX_LIST_KEYS as MAX_LIST_KEYS
+from cosfs.wire.facts import JSON_MAX_UPLOAD_SIZE as MAX_UPLOAD_SIZE
+from cosfs.wire.facts import META_PREFIX
+from cosfs.wire.signing import jsonsign
 
 JSON_PREFIX = "/files/v2/"
 DEFAULT_TYPE = "application/octet-stream"

@@ -24,7 +24,7 @@ Choices where manual 003 is silent (each one checked by the tests):
 - finish: a ``filesize`` other than the session's, or missing slices, is -175; a whole-file
   ``sha`` (given at init, data or finish) that the data does not have is -4016, and so is an
   ``uploadparts`` entry whose ``datasha`` is not the data's. The intermediate ``datasha``
-  values (SHA-1 chaining states) take ``json_codec.intermediate_sha1``, pure Python at about
+  values (SHA-1 chaining states) take ``slice_hashes.intermediate_sha1``, pure Python at about
   0.5 MB/s, so they are checked for files up to ``VERIFY_PARTS_LIMIT`` (the captured SDK
   upload of 2.5 MiB is); above it only the last entry (the whole file's SHA-1) and the
   offsets and lengths are, which keeps finish from stalling an SDK for minutes.
@@ -40,8 +40,9 @@ import re
 import threading
 from typing import Dict, List, Mapping, Optional, Union
 
+from cosfs.emulator.slice_hashes import intermediate_sha1
 from cosfs.emulator.storage import MAX_PARTS, ObjectRecord, PartRecord, Storage, StorageError, UploadRecord
-from cosfs.store.json_codec import DEFAULT_SLICE_SIZE, SLICE_SIZES, intermediate_sha1
+from cosfs.wire.facts import DEFAULT_SLICE_SIZE, SLICE_SIZES
 
 #: Largest file whose intermediate ``uploadparts`` hashes are checked (pure-Python SHA-1).
 VERIFY_PARTS_LIMIT = 3 * 1024 * 1024

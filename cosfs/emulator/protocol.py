@@ -16,7 +16,6 @@ from xml.sax.saxutils import escape
 
 from cosfs.emulator.storage import StorageError, read_exactly
 
-
 #: An XML API error answer (HTTP status, COS code, message): the type the store raises too.
 EmulatorError = StorageError
 

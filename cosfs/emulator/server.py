@@ -33,9 +33,14 @@ from cosfs.emulator.body import BadBody, BodyReader, ConnectionDropped
 from cosfs.emulator.context import Context
 from cosfs.emulator.faults import FaultInjector
 from cosfs.emulator.protocol import (
-    EmulatorError, EmuRequest, EmuResponse, chunked, error_response, new_request_id,
+    EmulatorError,
+    EmuRequest,
+    EmuResponse,
+    chunked,
+    error_response,
+    new_request_id,
 )
-from cosfs.signing import jsonsign
+from cosfs.wire.signing import jsonsign
 
 log = logging.getLogger(__name__)
 

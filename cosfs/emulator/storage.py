@@ -32,9 +32,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO, Callable, Dict, Iterable, Iterator, List, Optional, Tuple
 
-MAX_KEY_BYTES = 850
-MIN_PART_SIZE = 1024 * 1024
-MAX_PARTS = 10000
+from cosfs.wire import facts
+
+MAX_KEY_BYTES = facts.MAX_KEY_BYTES
+MIN_PART_SIZE = facts.MIN_PART_SIZE
+MAX_PARTS = facts.MAX_PARTS
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS objects (

@@ -31,14 +31,15 @@ from urllib.parse import parse_qs, quote, unquote
 
 from cosfs.emulator import xml_bucket
 from cosfs.emulator.context import Context
-from cosfs.emulator.protocol import EmuRequest, EmuResponse, EmulatorError, chunked, element, xml_response
+from cosfs.emulator.protocol import EmulatorError, EmuRequest, EmuResponse, chunked, element, xml_response
 from cosfs.emulator.storage import ObjectRecord, Received, StorageError, UploadRecord, check_key
 from cosfs.emulator.xml_bucket import BodyDigests, child_text, int_param, iso_time, owner_xml, url_encoder
-from cosfs.signing import sigv4
+from cosfs.wire import facts
+from cosfs.wire.signing import sigv4
 
-MAX_OBJECT_SIZE = 5 * 1024 ** 3
-MAX_META_BYTES = 2048
-MAX_PARTS = 10000
+MAX_OBJECT_SIZE = facts.MAX_PUT_SIZE
+MAX_META_BYTES = facts.MAX_META_BYTES
+MAX_PARTS = facts.MAX_PARTS
 STANDARD_HEADERS = ("cache-control", "content-disposition", "content-encoding", "content-language", "expires")
 RESPONSE_OVERRIDES = {
     "response-content-type": "Content-Type", "response-content-language": "Content-Language",

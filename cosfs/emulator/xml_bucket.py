@@ -27,10 +27,11 @@ from urllib.parse import quote
 from xml.etree import ElementTree
 
 from cosfs.emulator.context import Context
-from cosfs.emulator.protocol import EmuRequest, EmuResponse, EmulatorError, element, xml_response
+from cosfs.emulator.protocol import EmulatorError, EmuRequest, EmuResponse, element, xml_response
 from cosfs.emulator.storage import StorageError, UploadRecord, check_key
+from cosfs.wire import facts
 
-MAX_LIST = 1000
+MAX_LIST = facts.MAX_LIST_KEYS
 MAX_XML_BODY = 4 * 1024 * 1024
 
 # --- shared helpers -----------------------------------------------------------------------

@@ -1,77 +1,10 @@
-"""The store implementations (XML API, JSON API) and the one function that builds either.
+"""The store: the interface the filesystem sees (``interface``) and its two COS API clients.
 
-A store can be used on its own, without FUSE, from a short script::
-
-    from cosfs.store import open_store
-    store = open_store("examplebucket-1250000000", "api=json,endpoint=http://127.0.0.1:9000")
-    print(store.list_page(""))
+``interface`` declares the verbs (list, stat, create, delete, move, copy, put, multipart,
+read a range, set metadata) and the values they return. ``xml_store`` and ``json_store``
+implement them over the XML API and the legacy JSON API, each with its own wire codec
+(``xml_codec``, ``json_codec``); ``endpoints`` names the URLs. Layers above import only
+``interface``: which API is in use is decided once, by the command layer
+(``cosfs.command.store_factory``). This file imports nothing, so loading one module of
+the package never loads the others.
 """
-
-from __future__ import annotations
-
-from typing import Optional
-
-from cosfs.credentials import CredentialProvider, resolve_credentials
-from cosfs.errors import ConfigError
-from cosfs.model import Store
-from cosfs.options import Options, options_from_string
-from cosfs.retry import RetryPolicy
-from cosfs.store.endpoints import Bucket, json_download_endpoint, json_endpoint, xml_endpoint
-from cosfs.store.json_store import JsonStore
-from cosfs.store.xml_store import XmlStore
-from cosfs.transport import Transport, TransportOptions
-
-
-def build_transport(options: Options) -> Transport:
-    """One pooled transport per mount, sized and timed by the options."""
-    return Transport(
-        TransportOptions(
-            pool_size=max(4, options.parallel_count * 2),
-            connect_timeout=options.connect_timeout,
-            read_timeout=options.read_timeout,
-            verify_tls=not options.no_check_certificate,
-        ),
-        RetryPolicy(retries=options.retries),
-    )
-
-
-def build_store(
-    bucket_name: str,
-    options: Options,
-    credentials: Optional[CredentialProvider] = None,
-    transport: Optional[Transport] = None,
-) -> Store:
-    """The store for ``bucket_name`` (``name-appid``) as the options describe it."""
-    bucket = Bucket.parse(bucket_name)
-    if not options.region and not options.endpoint:
-        raise ConfigError(
-            "no region given: add -o region=REGION (as in the bucket's domain, e.g. ap-guangzhou) "
-            "or -o endpoint=URL"
-        )
-    region = options.region or "ap-guangzhou"
-    if credentials is None:
-        credentials = resolve_credentials(
-            bucket.full_name, passwd_file=options.passwd_file, public_bucket=options.public_bucket
-        )
-    transport = transport or build_transport(options)
-    if options.api == "json":
-        return JsonStore(
-            bucket,
-            json_endpoint(bucket, region, options.endpoint),
-            json_download_endpoint(bucket, region, options.download_endpoint, options.endpoint),
-            credentials,
-            transport,
-        )
-    return XmlStore(
-        bucket,
-        xml_endpoint(bucket, region, options.endpoint, options.path_style),
-        credentials,
-        transport,
-        region=region,
-        signature=options.signature,
-    )
-
-
-def open_store(bucket_name: str, option_string: str = "") -> Store:
-    """``build_store`` from an ``-o``-style string such as ``"api=json,region=ap-shanghai"``."""
-    return build_store(bucket_name, options_from_string(option_string))

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Optional
 from urllib.parse import quote, urlsplit
 
-from cosfs.errors import ConfigError
+from cosfs.wire.errors import ConfigError
 
 #: XML API region -> JSON API short region (manual 003; the v4 SDK's table).
 JSON_REGIONS = {

@@ -1,41 +1,36 @@
-"""The JSON API's wire formats: multipart forms, ``{code, message, data}`` answers, and the
-per-slice SHA-1 list (``uploadparts``).
+"""The JSON API's wire formats as the client speaks them: multipart forms out,
+``{code, message, data}`` answers in.
 
-Pure functions with no I/O, shared by ``json_store`` (the client) and cosfs-emulator (the
-server), so both sides read and write the same shapes: the ones qcloud-cos-v4 sends
-(``cos-protocol.md`` section 4.3 and the ``json_wire`` vectors).
+Pure functions with no I/O, used by ``json_store`` only: cosfs-emulator parses forms and
+builds answers with its own code, so what it checks is not what this module assumes. The
+shapes are the ones qcloud-cos-v4 sends (``cos-protocol.md`` section 4.3 and the
+``json_wire`` vectors).
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
-import struct
 import uuid
 from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
-from cosfs.errors import CosError
-from cosfs.model import ObjectInfo
+from cosfs.store.interface import ObjectInfo
+from cosfs.wire import facts
+from cosfs.wire.errors import CosError
 
 if TYPE_CHECKING:
     import requests
 
-    from cosfs.transport import HttpRequest
+    from cosfs.wire.transport import HttpRequest
 
 FormValue = Union[str, bytes]
 
-#: Header prefix of user metadata in ``custom_headers``.
-META_PREFIX = "x-cos-meta-"
-
-MiB = 1024 * 1024
-#: The slice sizes COS accepts (manual 003); the SDK's default is 1 MiB.
-SLICE_SIZES = (512 * 1024, MiB, 2 * MiB, 3 * MiB)
-DEFAULT_SLICE_SIZE = MiB
-#: The largest ``num`` of a list request (-165 above it, whatever the manual's 1000 says).
-MAX_LIST_KEYS = 199
-#: The largest simple upload.
-MAX_UPLOAD_SIZE = 20 * MiB
+#: Header prefix of user metadata in ``custom_headers``; slice sizes and limits (manual 003).
+META_PREFIX = facts.META_PREFIX
+SLICE_SIZES = facts.SLICE_SIZES
+DEFAULT_SLICE_SIZE = facts.DEFAULT_SLICE_SIZE
+MAX_LIST_KEYS = facts.JSON_MAX_LIST_KEYS
+MAX_UPLOAD_SIZE = facts.JSON_MAX_UPLOAD_SIZE
 
 
 def slice_size_for(part_size: Optional[int]) -> int:
@@ -124,45 +119,6 @@ def _part_header(name: str, is_file: bool) -> bytes:
             "Content-Type: application/octet-stream\r\n\r\n"
         ).encode("utf-8")
     return f'Content-Disposition: form-data; name="{quoted}"\r\n\r\n'.encode("utf-8")
-
-
-_BOUNDARY_RE = re.compile(r'boundary=(?:"([^"]+)"|([^;\s]+))', re.IGNORECASE)
-_NAME_RE = re.compile(r';\s*name=(?:"([^"]*)"|([^;\s]+))', re.IGNORECASE)
-
-
-def decode_form(content_type: str, body: bytes) -> Dict[str, bytes]:
-    """The fields of a multipart form, by name. Plain fields and file parts read alike (the
-    Python SDK sends every field as a file part); the first of repeated names wins.
-    Raises ``ValueError`` when the body is not a multipart form."""
-    match = _BOUNDARY_RE.search(content_type or "")
-    if not match or not content_type.lower().startswith("multipart/form-data"):
-        raise ValueError(f"content type {content_type!r} is not multipart/form-data with a boundary")
-    delimiter = b"\r\n--" + (match.group(1) or match.group(2)).encode("latin-1")
-    chunks = (b"\r\n" + body).split(delimiter)
-    if len(chunks) < 2:
-        raise ValueError("multipart body does not contain its boundary")
-    fields: Dict[str, bytes] = {}
-    for chunk in chunks[1:]:
-        if chunk.startswith(b"--"):
-            return fields
-        name, value = _decode_part(chunk)
-        fields.setdefault(name, value)
-    raise ValueError("multipart body ends without its closing boundary")
-
-
-def _decode_part(chunk: bytes) -> Tuple[str, bytes]:
-    """``(name, value)`` of one part; ``chunk`` starts right after the boundary line's text."""
-    line_end = chunk.find(b"\r\n")
-    head_end = chunk.find(b"\r\n\r\n", max(line_end, 0))
-    if line_end < 0 or head_end < 0:
-        raise ValueError("multipart part without a header block")
-    headers = chunk[line_end + 2:head_end].decode("utf-8", "replace")
-    for line in headers.split("\r\n"):
-        if line.lower().startswith("content-disposition:"):
-            match = _NAME_RE.search(line)
-            if match:
-                return match.group(1) if match.group(1) is not None else match.group(2), chunk[head_end + 4:]
-    raise ValueError("multipart part without a Content-Disposition name")
 
 
 # --- answers -------------------------------------------------------------------------------
@@ -311,60 +267,3 @@ def list_parts(data: Mapping[str, Any]) -> List[Tuple[int, int]]:
     if isinstance(parts, str):
         parts = json.loads(parts or "[]")
     return sorted((int(part["offset"]), int(part["datalen"])) for part in parts)
-
-
-# --- uploadparts: the per-slice SHA-1 list --------------------------------------------------
-
-_SHA1_INIT = (0x67452301, 0xEFCDAB89, 0x98BADCFE, 0x10325476, 0xC3D2E1F0)
-_MASK = 0xFFFFFFFF
-_BLOCK = struct.Struct(">16I")
-
-
-def intermediate_sha1(data: bytes, slice_size: int) -> List[Dict[str, Any]]:
-    """The ``uploadparts`` list of ``data`` cut into ``slice_size`` slices.
-
-    Each non-final slice carries the SHA-1 chaining state after it (no padding), each word
-    little-endian; the final one carries the real SHA-1 of the whole file. hashlib does not
-    expose the chaining state, so this hashes in pure Python at about 1 MB/s: cosfs does not
-    send ``uploadparts`` (the server does not require it); cosfs-emulator uses this to check
-    the list when a client sends one.
-    """
-    if slice_size <= 0 or slice_size % 64:
-        raise ValueError(f"slice size {slice_size} is not a positive multiple of 64 bytes")
-    parts: List[Dict[str, Any]] = []
-    state = _SHA1_INIT
-    for offset in range(0, len(data), slice_size):
-        end = min(offset + slice_size, len(data))
-        if end == len(data):
-            datasha = hashlib.sha1(data).hexdigest()
-        else:
-            state = _sha1_compress(state, data, offset, end)
-            datasha = struct.pack("<5I", *state).hex()
-        parts.append({"offset": offset, "datalen": end - offset, "datasha": datasha})
-    return parts
-
-
-def _sha1_compress(state: Tuple[int, ...], data: bytes, start: int, end: int) -> Tuple[int, ...]:
-    """SHA-1's compression function over the 64-byte blocks of ``data[start:end]``."""
-    h0, h1, h2, h3, h4 = state
-    for pos in range(start, end, 64):
-        w = list(_BLOCK.unpack_from(data, pos))
-        for i in range(16, 80):
-            x = w[i - 3] ^ w[i - 8] ^ w[i - 14] ^ w[i - 16]
-            w.append(((x << 1) | (x >> 31)) & _MASK)
-        a, b, c, d, e = h0, h1, h2, h3, h4
-        for i in range(0, 20):
-            t = (((a << 5) | (a >> 27)) + (d ^ (b & (c ^ d))) + e + 0x5A827999 + w[i]) & _MASK
-            e, d, c, b, a = d, c, ((b << 30) | (b >> 2)) & _MASK, a, t
-        for i in range(20, 40):
-            t = (((a << 5) | (a >> 27)) + (b ^ c ^ d) + e + 0x6ED9EBA1 + w[i]) & _MASK
-            e, d, c, b, a = d, c, ((b << 30) | (b >> 2)) & _MASK, a, t
-        for i in range(40, 60):
-            t = (((a << 5) | (a >> 27)) + ((b & c) | (d & (b | c))) + e + 0x8F1BBCDC + w[i]) & _MASK
-            e, d, c, b, a = d, c, ((b << 30) | (b >> 2)) & _MASK, a, t
-        for i in range(60, 80):
-            t = (((a << 5) | (a >> 27)) + (b ^ c ^ d) + e + 0xCA62C1D6 + w[i]) & _MASK
-            e, d, c, b, a = d, c, ((b << 30) | (b >> 2)) & _MASK, a, t
-        h0, h1, h2 = (h0 + a) & _MASK, (h1 + b) & _MASK, (h2 + c) & _MASK
-        h3, h4 = (h3 + d) & _MASK, (h4 + e) & _MASK
-    return (h0, h1, h2, h3, h4)

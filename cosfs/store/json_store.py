@@ -17,13 +17,13 @@ import time
 from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 from urllib.parse import unquote
 
-from cosfs.credentials import CredentialProvider
-from cosfs.errors import CosError
-from cosfs.model import ListPage, Metadata, ObjectInfo, PartInfo, StoreLimits
-from cosfs.signing import jsonsign
 from cosfs.store import json_codec
 from cosfs.store.endpoints import Bucket, Endpoint
-from cosfs.transport import HttpRequest, Signer, Transport
+from cosfs.store.interface import ListPage, Metadata, ObjectInfo, PartInfo, StoreLimits
+from cosfs.wire.credentials import CredentialProvider
+from cosfs.wire.errors import CosError
+from cosfs.wire.signing import jsonsign
+from cosfs.wire.transport import HttpRequest, Signer, Transport
 
 JSON_LIMITS = StoreLimits(
     max_put_size=json_codec.MAX_UPLOAD_SIZE,

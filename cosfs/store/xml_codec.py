@@ -17,7 +17,7 @@ from typing import List, Optional, Sequence, Tuple
 from urllib.parse import unquote
 from xml.sax.saxutils import escape
 
-from cosfs.model import ObjectInfo, PartInfo
+from cosfs.store.interface import ObjectInfo, PartInfo
 
 
 class MalformedResponse(ValueError):

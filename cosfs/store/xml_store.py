@@ -20,13 +20,14 @@ from urllib.parse import quote, unquote
 
 import requests
 
-from cosfs.credentials import CredentialProvider
-from cosfs.errors import CosError
-from cosfs.model import ListPage, Metadata, ObjectInfo, PartInfo, StoreLimits
-from cosfs.signing import qsign, sigv4
 from cosfs.store import xml_codec
 from cosfs.store.endpoints import Bucket, Endpoint
-from cosfs.transport import HttpRequest, Transport
+from cosfs.store.interface import ListPage, Metadata, ObjectInfo, PartInfo, StoreLimits
+from cosfs.wire import facts
+from cosfs.wire.credentials import CredentialProvider
+from cosfs.wire.errors import CosError
+from cosfs.wire.signing import qsign, sigv4
+from cosfs.wire.transport import HttpRequest, Transport
 
 log = logging.getLogger(__name__)
 
@@ -34,12 +35,13 @@ GiB = 1024**3
 MiB = 1024**2
 
 XML_LIMITS = StoreLimits(
-    max_put_size=5 * GiB,
-    max_parts=10000,
-    min_part_size=1 * MiB,
-    max_part_size=5 * GiB,
+    max_put_size=facts.MAX_PUT_SIZE,
+    max_parts=facts.MAX_PARTS,
+    min_part_size=facts.MIN_PART_SIZE,
+    max_part_size=facts.MAX_PART_SIZE,
     part_copy=True,
-    max_copy_size=5 * GiB,
+    max_copy_size=facts.MAX_PUT_SIZE,
+    max_list_keys=facts.MAX_LIST_KEYS,
 )
 
 #: Operations whose 200 answer may still carry an ``<Error>`` body.

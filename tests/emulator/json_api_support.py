@@ -1,5 +1,5 @@
 """Call ``json_api.handle`` in-process with a real ``Storage`` and a real ``Authenticator``,
-signing every request with ``cosfs.signing.jsonsign`` (no HTTP)."""
+signing every request with ``cosfs.wire.signing.jsonsign`` (no HTTP)."""
 
 from __future__ import annotations
 
@@ -17,8 +17,8 @@ from cosfs.emulator.auth import Authenticator, Principal
 from cosfs.emulator.context import Context
 from cosfs.emulator.protocol import EmuRequest
 from cosfs.emulator.storage import ObjectRecord, Storage
-from cosfs.signing import jsonsign
 from cosfs.store.json_codec import encode_form
+from cosfs.wire.signing import jsonsign
 
 APPID = "1250000000"
 NAME = "examplebucket"

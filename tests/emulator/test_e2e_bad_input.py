@@ -4,8 +4,8 @@ end, an unknown uploadId. Each gets COS's documented error code and HTTP status,
 afterwards the emulator's root holds nothing unexpected and nothing appeared outside it.
 
 Requests go through ``http.client`` with the raw request target (``requests``/urllib3 would
-resolve ``..`` segments before sending) and are signed with ``cosfs.signing.qsign`` (XML
-API) or ``cosfs.signing.jsonsign`` (JSON API).
+resolve ``..`` segments before sending) and are signed with ``cosfs.wire.signing.qsign`` (XML
+API) or ``cosfs.wire.signing.jsonsign`` (JSON API).
 """
 
 from __future__ import annotations
@@ -23,8 +23,8 @@ from xml.etree import ElementTree
 
 import pytest
 
-from cosfs.signing import jsonsign, qsign
 from cosfs.store import json_codec
+from cosfs.wire.signing import jsonsign, qsign
 from tests.support.emulator import REPOSITORY, RunningEmulator
 
 VHOST = "examplebucket-1250000000.cos.ap-guangzhou.myqcloud.com"

@@ -22,10 +22,10 @@ from urllib.parse import quote
 
 import pytest
 
-from cosfs.credentials import Credentials, StaticProvider
-from cosfs.options import options_from_string
-from cosfs.signing import qsign
-from cosfs.store import build_store
+from cosfs.command.options import options_from_string
+from cosfs.command.store_factory import build_store
+from cosfs.wire.credentials import Credentials, StaticProvider
+from cosfs.wire.signing import qsign
 from tests.support.emulator import RunningEmulator, start_emulator
 from tests.support.mounted import wait_until
 

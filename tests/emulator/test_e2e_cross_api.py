@@ -10,9 +10,9 @@ import random
 
 import pytest
 
-from cosfs.credentials import Credentials, StaticProvider
-from cosfs.options import options_from_string
-from cosfs.store import build_store
+from cosfs.command.options import options_from_string
+from cosfs.command.store_factory import build_store
+from cosfs.wire.credentials import Credentials, StaticProvider
 
 pytest.importorskip("qcloud_cos")
 from qcloud_cos import CosConfig, CosS3Client  # noqa: E402

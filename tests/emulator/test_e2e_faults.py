@@ -18,10 +18,10 @@ from xml.etree import ElementTree
 import pytest
 import requests
 
-from cosfs.credentials import Credentials, StaticProvider
-from cosfs.options import options_from_string
-from cosfs.signing import jsonsign, qsign
-from cosfs.store import build_store
+from cosfs.command.options import options_from_string
+from cosfs.command.store_factory import build_store
+from cosfs.wire.credentials import Credentials, StaticProvider
+from cosfs.wire.signing import jsonsign, qsign
 from tests.support.emulator import RunningEmulator, start_emulator
 
 MiB = 1024 * 1024
@@ -228,7 +228,7 @@ def test_resetting_the_counters_zeroes_them(emulator):
 def test_xml_store_with_default_retries_succeeds_against_a_flaky_server(started, caplog):
     emulator = started("--fail-rate", "0.3", "--seed", "1")
     store = xml_store(emulator)
-    caplog.set_level(logging.INFO, logger="cosfs.transport")
+    caplog.set_level(logging.INFO, logger="cosfs.wire.transport")
     blobs = {f"obj{n}": bytes([n]) * (1000 + n) for n in range(15)}
 
     for key, data in blobs.items():

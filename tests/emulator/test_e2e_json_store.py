@@ -15,12 +15,13 @@ from typing import List, Optional, Sequence, Tuple
 import pytest
 import requests
 
-from cosfs.credentials import Credentials, StaticProvider
-from cosfs.errors import CosError
-from cosfs.options import options_from_string
-from cosfs.signing import jsonsign
-from cosfs.store import build_store, json_codec
+from cosfs.command.options import options_from_string
+from cosfs.command.store_factory import build_store
+from cosfs.store import json_codec
 from cosfs.store.json_store import JsonStore
+from cosfs.wire.credentials import Credentials, StaticProvider
+from cosfs.wire.errors import CosError
+from cosfs.wire.signing import jsonsign
 from tests.support.emulator import RunningEmulator
 
 MiB = 1024 * 1024

@@ -26,10 +26,10 @@ from typing import Callable, Dict, List, Optional, Tuple
 
 import pytest
 
-from cosfs.credentials import Credentials, StaticProvider
-from cosfs.options import options_from_string
-from cosfs.store import build_store
+from cosfs.command.options import options_from_string
+from cosfs.command.store_factory import build_store
 from cosfs.store.json_store import JsonStore
+from cosfs.wire.credentials import Credentials, StaticProvider
 from tests.support.emulator import RunningEmulator, start_emulator
 
 VECTORS = Path(os.environ.get(

@@ -7,7 +7,8 @@ import hashlib
 import json
 
 from cosfs.emulator.storage import MAX_KEY_BYTES
-from cosfs.store.json_codec import MAX_UPLOAD_SIZE, encode_form
+from cosfs.store.json_codec import encode_form
+from cosfs.wire.facts import JSON_MAX_UPLOAD_SIZE as MAX_UPLOAD_SIZE
 from tests.emulator.json_api_support import BUCKET, NAME, emu  # noqa: F401
 
 HOST = f"{NAME}-1250000000"

@@ -8,9 +8,8 @@ from urllib.parse import quote
 
 from cosfs.emulator import json_api
 from cosfs.emulator.protocol import EmuRequest
-from cosfs.signing import jsonsign
+from cosfs.wire.signing import jsonsign
 from tests.emulator.json_api_support import APPID, BUCKET, NAME, SECRET_ID, emu  # noqa: F401
-
 
 # --- signatures ----------------------------------------------------------------------------
 

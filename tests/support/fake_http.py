@@ -1,6 +1,6 @@
 """A requests adapter that answers from a Python function: HTTP-level unit tests without a socket.
 
-Mount it on a ``requests.Session`` and give the session to ``cosfs.transport.Transport``;
+Mount it on a ``requests.Session`` and give the session to ``cosfs.wire.transport.Transport``;
 every request goes to ``handler(request) -> FakeResponse`` and is recorded in ``requests``.
 """
 
@@ -86,8 +86,8 @@ def fake_transport(handler: Callable[[SeenRequest], FakeResponse], retry=None):
 
     The default retry policy never sleeps, so retry tests run instantly.
     """
-    from cosfs.retry import RetryPolicy
-    from cosfs.transport import Transport
+    from cosfs.wire.retry import RetryPolicy
+    from cosfs.wire.transport import Transport
 
     if retry is None:
         retry = RetryPolicy(retries=3, sleep=lambda seconds: None)

@@ -15,8 +15,8 @@ from collections import Counter
 from dataclasses import dataclass, field, replace
 from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
-from cosfs.errors import CosError
-from cosfs.model import ListPage, Metadata, ObjectInfo, PartInfo, StoreLimits
+from cosfs.store.interface import ListPage, Metadata, ObjectInfo, PartInfo, StoreLimits
+from cosfs.wire.errors import CosError
 
 FAKE_LIMITS = StoreLimits(
     max_put_size=5 * 1024**3, max_parts=10000, min_part_size=5, max_part_size=5 * 1024**3,

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from cosfs.credentials import Credentials, StaticProvider
-from cosfs.options import options_from_string
-from cosfs.store import build_store
+from cosfs.command.options import options_from_string
+from cosfs.command.store_factory import build_store
+from cosfs.wire.credentials import Credentials, StaticProvider
 from tests.support.emulator import REPOSITORY
 from tests.support.mounted import child_env, require_fuse, unmount, wait_until, write_passwd
 

@@ -6,7 +6,7 @@ import stat
 
 import pytest
 
-from cosfs.attrs import (
+from cosfs.metadata.attrs import (
     BLOCK_SIZE,
     Attr,
     AttrDefaults,
@@ -17,7 +17,7 @@ from cosfs.attrs import (
     root_attr,
     with_changes,
 )
-from cosfs.model import ObjectInfo
+from cosfs.store.interface import ObjectInfo
 
 DEFAULTS = AttrDefaults(uid=1000, gid=100, umask=0o022)
 LAST_MODIFIED = 1_690_000_000 * 10**9

@@ -7,8 +7,8 @@ import threading
 
 import pytest
 
-from cosfs.attrs import Attr
-from cosfs.cache import MISSING, ListCache, Listing, StatCache
+from cosfs.metadata.attrs import Attr
+from cosfs.metadata.cache import MISSING, ListCache, Listing, StatCache
 from tests.support.clock import FakeClock
 
 

@@ -1,4 +1,4 @@
-"""Tests for cosfs.credentials: lookup order, passwd and key=value files, permissions, reload."""
+"""Tests for cosfs.wire.credentials: lookup order, passwd and key=value files, permissions, reload."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from cosfs.credentials import (
+from cosfs.wire.credentials import (
     Credentials,
     FileProvider,
     StaticProvider,
@@ -17,7 +17,7 @@ from cosfs.credentials import (
     parse_expiration,
     resolve_credentials,
 )
-from cosfs.errors import ConfigError
+from cosfs.wire.errors import ConfigError
 from tests.support.clock import FakeClock
 
 BUCKET = "examplebucket-1250000000"
@@ -328,7 +328,7 @@ def test_failed_reload_keeps_the_last_good_credentials_and_warns_once(tmp_path, 
     write(path, f"secret_id=AKID2\n{SECRET}\n")
     bump_mtime(path)
 
-    with caplog.at_level(logging.WARNING, logger="cosfs.credentials"):
+    with caplog.at_level(logging.WARNING, logger="cosfs.wire.credentials"):
         for _ in range(3):
             clock.advance(2)
             served = provider.get()
@@ -361,7 +361,7 @@ def test_reload_refuses_a_file_made_world_readable(tmp_path, caplog):
     bump_mtime(path)
 
     clock.advance(2)
-    with caplog.at_level(logging.WARNING, logger="cosfs.credentials"):
+    with caplog.at_level(logging.WARNING, logger="cosfs.wire.credentials"):
         served = provider.get()
 
     assert served.secret_id == "AKID1"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from cosfs.options import option_fields
+from cosfs.command.options import option_fields
 
 REPOSITORY = Path(__file__).resolve().parents[2]
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from cosfs.errors import ConfigError
 from cosfs.store.endpoints import Bucket, json_download_endpoint, json_endpoint, xml_endpoint
+from cosfs.wire.errors import ConfigError
 
 BUCKET = Bucket.parse("examplebucket-1250000000")
 

@@ -7,7 +7,7 @@ import logging
 
 import pytest
 
-from cosfs.errors import CosError, errno_for, is_transient
+from cosfs.wire.errors import CosError, errno_for, is_transient
 
 
 @pytest.mark.parametrize(
@@ -37,7 +37,7 @@ def test_codes_map_to_errno(code, status, expected):
 
 
 def test_unknown_code_is_eio_and_logged_once_with_request_id(caplog):
-    with caplog.at_level(logging.WARNING, logger="cosfs.errors"):
+    with caplog.at_level(logging.WARNING, logger="cosfs.wire.errors"):
         assert errno_for("BrandNewCode", 400, "req-1") == errno.EINVAL
         assert errno_for("BrandNewCode", 400, "req-2") == errno.EINVAL
         assert errno_for("OtherNewCode", 0, "req-3") == errno.EIO

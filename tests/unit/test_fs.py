@@ -8,9 +8,9 @@ import stat
 
 import pytest
 
-from cosfs.errors import CosError, CosfsError
-from cosfs.mount import build_filesystem
-from cosfs.options import options_from_string
+from cosfs.command.mount import build_filesystem
+from cosfs.command.options import options_from_string
+from cosfs.wire.errors import CosError, CosfsError
 from tests.support.clock import FakeClock
 from tests.support.fake_store import FakeStore
 

@@ -11,13 +11,13 @@ from typing import Callable, Dict, List
 import pytest
 import requests
 
-from cosfs.credentials import Credentials, StaticProvider
-from cosfs.errors import CosError
-from cosfs.model import ListPage, PartInfo
-from cosfs.signing import jsonsign
-from cosfs.store import json_codec
+from cosfs.emulator.forms import decode_form
 from cosfs.store.endpoints import Bucket, Endpoint
+from cosfs.store.interface import ListPage, PartInfo
 from cosfs.store.json_store import JsonStore
+from cosfs.wire.credentials import Credentials, StaticProvider
+from cosfs.wire.errors import CosError
+from cosfs.wire.signing import jsonsign
 from tests.support.fake_http import FakeResponse, SeenRequest, fake_transport
 
 APPID = "1250000000"
@@ -44,14 +44,14 @@ def op_of(seen: SeenRequest) -> str:
         return seen.query["op"]
     content_type = seen.headers.get("Content-Type", "")
     if content_type.startswith("multipart/"):
-        return json_codec.decode_form(content_type, seen.body)["op"].decode()
+        return decode_form(content_type, seen.body)["op"].decode()
     if seen.body:
         return json.loads(seen.body)["op"]
     return "download"
 
 
 def form_of(seen: SeenRequest) -> Dict[str, bytes]:
-    return json_codec.decode_form(seen.headers["Content-Type"], seen.body)
+    return decode_form(seen.headers["Content-Type"], seen.body)
 
 
 class ScriptedCos:
@@ -512,56 +512,6 @@ def test_read_range_xml_error_code_is_mapped():
         store.read_range("f", 0, 1)
 
     assert (raised.value.code, raised.value.errno) == ("NoSuchKey", errno.ENOENT)
-
-
-# --- json_codec ----------------------------------------------------------------------------
-
-
-def test_intermediate_sha1_reproduces_the_sdk_vector():
-    data = bytes(i % 251 for i in range(2621440))
-
-    parts = json_codec.intermediate_sha1(data, 1048576)
-
-    assert parts == [
-        {"offset": 0, "datalen": 1048576, "datasha": "463935c7eea4ca2705d0f481ecedb31f4d0f3a96"},
-        {"offset": 1048576, "datalen": 1048576, "datasha": "657c72d675f1e792607e5c0a7405f66cbdb8c290"},
-        {"offset": 2097152, "datalen": 524288, "datasha": "d08b7e21afb7bc45b7bc7e265d812094252a14ac"},
-    ]
-
-
-def test_decode_form_round_trips_encode_form():
-    payload = b"\r\n--not-the-boundary\r\n\x00\xff" * 10
-    fields = [("op", "upload_slice_data"), ("session", "s1"), ("offset", "0"), ("filecontent", payload)]
-
-    content_type, body = json_codec.encode_form(fields)
-
-    assert json_codec.decode_form(content_type, body) == {
-        "op": b"upload_slice_data", "session": b"s1", "offset": b"0", "filecontent": payload,
-    }
-    assert b'name="filecontent"; filename="filecontent"\r\nContent-Type: application/octet-stream' in body
-
-
-def test_decode_form_reads_the_sdk_file_part_only_body():
-    boundary = "ddd73bc3183670d307c539f81b5c5593"
-    parts = [("op", b"upload"), ("biz_attr", b""), ("sha", b"2aae6c35c94fcfb415dbe95f408b9ce91ee846ed"),
-             ("insertOnly", b"0"), ("filecontent", b"hello world")]
-    body = b"".join(
-        f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"; filename="{name}"\r\n\r\n'.encode()
-        + value + b"\r\n"
-        for name, value in parts
-    ) + f"--{boundary}--\r\n".encode()
-
-    fields = json_codec.decode_form(f"multipart/form-data; boundary={boundary}", body)
-
-    assert fields == dict(parts)
-
-
-def test_decode_form_refuses_what_is_not_a_form():
-    with pytest.raises(ValueError):
-        json_codec.decode_form("application/json", b"{}")
-    unclosed = b'--x\r\nContent-Disposition: form-data; name="a"\r\n\r\n1'
-    with pytest.raises(ValueError):
-        json_codec.decode_form("multipart/form-data; boundary=x", unclosed)
 
 
 def test_probe_reports_a_missing_bucket_while_list_page_of_a_missing_directory_is_empty():

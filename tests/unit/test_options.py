@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from cosfs.errors import ConfigError
-from cosfs.options import Options, options_from_string, options_help
+from cosfs.command.options import Options, options_from_string, options_help
+from cosfs.wire.errors import ConfigError
 
 
 def test_defaults():

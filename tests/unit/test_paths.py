@@ -6,8 +6,7 @@ import errno
 
 import pytest
 
-from cosfs.errors import ConfigError, CosfsError
-from cosfs.paths import (
+from cosfs.metadata.paths import (
     MAX_KEY_BYTES,
     MAX_NAME_BYTES,
     PathMapper,
@@ -16,6 +15,7 @@ from cosfs.paths import (
     parent,
     visible_name,
 )
+from cosfs.wire.errors import ConfigError, CosfsError
 
 
 @pytest.mark.parametrize(

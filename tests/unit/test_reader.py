@@ -8,8 +8,8 @@ import threading
 
 import pytest
 
-from cosfs.errors import CosError, CosfsError
-from cosfs.reader import ObjectReader
+from cosfs.data.reader import ObjectReader
+from cosfs.wire.errors import CosError, CosfsError
 from tests.support.fake_store import FakeStore
 
 MiB = 1024 * 1024

@@ -8,9 +8,9 @@ import random
 import pytest
 import requests
 
-from cosfs.errors import CosError
-from cosfs.retry import RetryPolicy
-from cosfs.transport import HttpRequest
+from cosfs.wire.errors import CosError
+from cosfs.wire.retry import RetryPolicy
+from cosfs.wire.transport import HttpRequest
 from tests.support.clock import FakeClock
 from tests.support.fake_http import FakeResponse, fake_transport
 

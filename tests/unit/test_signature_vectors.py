@@ -14,7 +14,7 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 
 import pytest
 
-from cosfs.signing import jsonsign, qsign
+from cosfs.wire.signing import jsonsign, qsign
 
 VECTORS = Path(
     os.environ.get(

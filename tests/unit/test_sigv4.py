@@ -17,8 +17,8 @@ from botocore.config import Config
 from botocore.credentials import Credentials
 from botocore.utils import percent_encode
 
-from cosfs.signing import sigv4
-from cosfs.signing.sigv4 import UNSIGNED_PAYLOAD, SigV4Error
+from cosfs.wire.signing import sigv4
+from cosfs.wire.signing.sigv4 import UNSIGNED_PAYLOAD, SigV4Error
 
 FROZEN = datetime.datetime(2024, 1, 1, 12, 0, 0)
 AMZ_DATE = "20240101T120000Z"

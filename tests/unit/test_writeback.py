@@ -12,10 +12,10 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from cosfs.errors import CosError, CosfsError
-from cosfs.model import StoreLimits
-from cosfs.staging import StagingArea
-from cosfs.writeback import UploadPolicy, Uploader
+from cosfs.data.staging import StagingArea
+from cosfs.data.uploader import Uploader, UploadPolicy
+from cosfs.store.interface import StoreLimits
+from cosfs.wire.errors import CosError, CosfsError
 from tests.support.fake_store import FakeStore, FakeUpload
 
 TINY = UploadPolicy(part_size=5, multipart_threshold=10, parallel=2)
@@ -63,7 +63,7 @@ def test_files_from_an_earlier_run_are_named_and_left_alone(tmp_path, caplog):
     directory = tmp_path / "staging"
     directory.mkdir(mode=0o700)
     (directory / "report.pdf.abc.staged").write_bytes(b"precious")
-    with caplog.at_level(logging.WARNING, logger="cosfs.writeback"):
+    with caplog.at_level(logging.WARNING, logger="cosfs.data.uploader"):
         area = StagingArea(directory, min_free_bytes=0)
     assert [p.name for p in area.leftovers] == ["report.pdf.abc.staged"]
     assert "report.pdf.abc.staged" in caplog.text
@@ -145,7 +145,7 @@ def test_discard_deletes_and_a_discarded_file_refuses_io(area):
 
 def test_keep_makes_discard_leave_the_file_and_logs_its_path(area, caplog):
     staged = staged_with(area, b"data", key="docs/plan.txt")
-    with caplog.at_level(logging.WARNING, logger="cosfs.writeback"):
+    with caplog.at_level(logging.WARNING, logger="cosfs.data.uploader"):
         assert staged.keep() == staged.path
     assert str(staged.path) in caplog.text and "docs/plan.txt" in caplog.text
     staged.discard()
@@ -283,7 +283,7 @@ def test_failing_abort_is_logged_and_does_not_mask_the_original_error(area, stor
     original = CosError("denied", status=403, code="AccessDenied")
     store.fail("put_part", original)
     store.fail("abort", CosError("boom", status=500, code="InternalError"))
-    with caplog.at_level(logging.WARNING, logger="cosfs.writeback"):
+    with caplog.at_level(logging.WARNING, logger="cosfs.data.uploader"):
         with pytest.raises(CosError) as caught:
             make_uploader(store).upload("k", staged_with(area, b"x" * 20))
     assert caught.value is original

@@ -8,12 +8,12 @@ import hashlib
 
 import pytest
 
-from cosfs.credentials import Credentials, StaticProvider
-from cosfs.errors import CosError
-from cosfs.model import PartInfo
-from cosfs.signing import qsign
 from cosfs.store.endpoints import Bucket, xml_endpoint
+from cosfs.store.interface import PartInfo
 from cosfs.store.xml_store import XmlStore, XmlUploadSession, encode_key
+from cosfs.wire.credentials import Credentials, StaticProvider
+from cosfs.wire.errors import CosError
+from cosfs.wire.signing import qsign
 from tests.support.fake_http import FakeResponse, fake_transport
 
 BUCKET = Bucket("examplebucket", "1250000000")

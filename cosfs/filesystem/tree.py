@@ -17,8 +17,8 @@ import logging
 from concurrent.futures import ThreadPoolExecutor
 from typing import List
 
-from cosfs.errors import CosfsError
-from cosfs.model import ObjectInfo, Store
+from cosfs.store.interface import ObjectInfo, Store
+from cosfs.wire.errors import CosfsError
 
 log = logging.getLogger(__name__)
 

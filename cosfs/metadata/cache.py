@@ -15,7 +15,7 @@ Invalidation policy:
 - Each cache holds at most ``maxsize`` entries (of each kind); past that the least recently
   used one is dropped.
 
-Paths are mount paths as ``cosfs.paths`` uses them (``/`` is the root). Both caches are
+Paths are mount paths as ``cosfs.metadata.paths`` uses them (``/`` is the root). Both caches are
 safe to use from several threads; the clock is injected so tests never sleep.
 """
 
@@ -30,7 +30,7 @@ from typing import Callable, Literal, Mapping, Optional, Tuple, Union
 
 from cachetools import TTLCache
 
-from cosfs.attrs import Attr, TYPE_BITS
+from cosfs.metadata.attrs import TYPE_BITS, Attr
 
 Clock = Callable[[], float]
 
@@ -118,7 +118,7 @@ class StatCache:
 @dataclass(frozen=True)
 class Listing:
     """The complete listing of one directory: entry name -> kind (``"file"``, ``"dir"`` or
-    ``"symlink"``). Names are already filtered with ``cosfs.paths.visible_name``.
+    ``"symlink"``). Names are already filtered with ``cosfs.metadata.paths.visible_name``.
 
     Deliberately has no ``__len__``: an empty directory's listing is still a truthy hit.
     """

@@ -16,8 +16,8 @@ import threading
 from collections import OrderedDict
 from typing import Dict, List, Optional, Tuple
 
-from cosfs.errors import CosfsError
-from cosfs.model import Store
+from cosfs.store.interface import Store
+from cosfs.wire.errors import CosfsError
 
 log = logging.getLogger(__name__)
 

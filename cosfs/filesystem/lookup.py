@@ -26,11 +26,11 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, Dict, Optional
 
-from cosfs import paths
-from cosfs.attrs import Attr, AttrDefaults, attr_from_info, implicit_dir_attr, root_attr
-from cosfs.cache import MISSING, Listing, ListCache, StatCache
-from cosfs.errors import CosfsError
-from cosfs.model import Store
+from cosfs.metadata import paths
+from cosfs.metadata.attrs import Attr, AttrDefaults, attr_from_info, implicit_dir_attr, root_attr
+from cosfs.metadata.cache import MISSING, ListCache, Listing, StatCache
+from cosfs.store.interface import Store
+from cosfs.wire.errors import CosfsError
 
 log = logging.getLogger(__name__)
 

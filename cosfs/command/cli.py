@@ -17,11 +17,12 @@ import os
 import sys
 from typing import List, Optional, Tuple
 
-from cosfs import __version__, diagnose, doctor
-from cosfs.log import setup_logging
-from cosfs.errors import ConfigError, CosError
-from cosfs.options import Options, options_help, parse_options, split_option_string
-from cosfs.store import build_store
+from cosfs import __version__
+from cosfs.command import diagnose, doctor
+from cosfs.command.log import setup_logging
+from cosfs.command.options import Options, options_help, parse_options, split_option_string
+from cosfs.command.store_factory import build_store
+from cosfs.wire.errors import ConfigError, CosError
 
 log = logging.getLogger("cosfs")
 
@@ -96,9 +97,9 @@ def print_help() -> None:
 
 def print_version() -> None:
     try:
-        from cosfs import _fuse
+        from cosfs.fuse_adapter import binding
 
-        binding = _fuse.describe()
+        binding = binding.describe()
     except (ImportError, OSError) as exc:
         binding = f"no FUSE binding ({exc})"
     print(f"cosfs {__version__} ({binding})")
@@ -141,7 +142,7 @@ def mount_command(args: argparse.Namespace, options: Options) -> int:
         print(f"cosfs: {line}", file=sys.stderr)
         return 1
     try:
-        from cosfs import daemon  # loads the FUSE binding and libfuse: fail before daemonizing
+        from cosfs.command import daemon  # loads the FUSE binding and libfuse: fail before daemonizing
     except (ImportError, OSError) as exc:
         print(f"cosfs: cannot load FUSE ({exc}): install libfuse (apt-get install fuse3) and "
               "reinstall cosfs (it needs mfusepy)", file=sys.stderr)

@@ -25,10 +25,10 @@ from urllib.parse import urlsplit
 
 import requests
 
-from cosfs import diagnose
-from cosfs.errors import ConfigError, CosError
-from cosfs.options import Options, parse_options, split_option_string
-from cosfs.store import build_store
+from cosfs.command import diagnose
+from cosfs.command.options import Options, parse_options, split_option_string
+from cosfs.command.store_factory import build_store
+from cosfs.wire.errors import ConfigError, CosError
 
 #: Skew beyond which COS refuses signatures (q-sign starts a minute in the past).
 MAX_SKEW = 60.0
@@ -179,14 +179,14 @@ class Doctor:
         if helper is None:
             return self.report(False, "FUSE", "fusermount3 is missing: apt-get install fuse3")
         try:
-            from cosfs import _fuse
+            from cosfs.fuse_adapter import binding
         except (ImportError, OSError) as exc:
             return self.report(False, "FUSE", f"the FUSE binding cannot be loaded ({exc}): apt-get install fuse3, "
                                               "and reinstall cosfs (it needs mfusepy)")
         if self.options.allow_other and os.geteuid() != 0 and not _user_allow_other():
             return self.report(False, "FUSE", "allow_other needs 'user_allow_other' in /etc/fuse.conf "
                                               "(or mounting as root)")
-        return self.report(True, "FUSE", f"{self.dev_fuse}, {os.path.basename(helper)}, {_fuse.describe()}")
+        return self.report(True, "FUSE", f"{self.dev_fuse}, {os.path.basename(helper)}, {binding.describe()}")
 
 
 def _user_allow_other(path: str = "/etc/fuse.conf") -> bool:

@@ -12,7 +12,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
 
-from cosfs.errors import ConfigError
+from cosfs.wire.errors import ConfigError
 
 
 def _bool(text: str) -> bool:

@@ -1,10 +1,10 @@
 """The filesystem's path semantics over the store: what each POSIX operation means on COS.
 
 This is a plain object, testable without a kernel (``tests/unit/test_fs.py`` drives it over
-an in-memory store); the FUSE adapter (``cosfs.ops``) only converts arguments and errors.
+an in-memory store); the FUSE adapter (``cosfs.fuse_adapter.operations``) only converts arguments and errors.
 Errors are ``CosfsError``s carrying the errno to report. Attribute lookups and their costs
-live in ``cosfs.lookup``, open files in ``cosfs.handles``, subtree renames in
-``cosfs.tree``.
+live in ``cosfs.filesystem.lookup``, open files in ``cosfs.filesystem.open_files``, subtree renames in
+``cosfs.filesystem.tree``.
 """
 
 from __future__ import annotations
@@ -16,12 +16,13 @@ import os
 import stat
 from typing import Callable, Dict, List, Optional, Tuple
 
-from cosfs import paths, tree
-from cosfs.attrs import Attr, AttrDefaults, implicit_dir_attr, meta_for
-from cosfs.errors import CosError, CosfsError
-from cosfs.handles import OpenFiles
-from cosfs.lookup import Lookup
-from cosfs.model import Store
+from cosfs.filesystem import tree
+from cosfs.filesystem.lookup import Lookup
+from cosfs.filesystem.open_files import OpenFiles
+from cosfs.metadata import paths
+from cosfs.metadata.attrs import Attr, AttrDefaults, implicit_dir_attr, meta_for
+from cosfs.store.interface import Store
+from cosfs.wire.errors import CosError, CosfsError
 
 log = logging.getLogger(__name__)
 

@@ -7,7 +7,7 @@ as data (part sizes, whether a part can be copied server-side, whether an upload
 its size up front), so the layers above decide by capability, never by API name.
 
 Keys are bucket-relative, never start with ``/``; a directory key ends with ``/`` and the
-bucket root is ``""``. Every method raises ``cosfs.errors.CosError`` on failure.
+bucket root is ``""``. Every method raises ``cosfs.wire.errors.CosError`` on failure.
 """
 
 from __future__ import annotations
@@ -16,8 +16,9 @@ import errno
 from dataclasses import dataclass
 from typing import Iterator, Mapping, Optional, Protocol, Sequence, Tuple
 
-from cosfs.credentials import CredentialProvider
-from cosfs.errors import CosfsError
+from cosfs.wire import facts
+from cosfs.wire.credentials import CredentialProvider
+from cosfs.wire.errors import CosfsError
 
 #: User metadata: the part after ``x-cos-meta-``, lower-cased, to its value.
 Metadata = Mapping[str, str]
@@ -82,7 +83,7 @@ class StoreLimits:
     #: Whether directories are real entries of the API (JSON) rather than ``dir/`` markers.
     native_dirs: bool = False
     #: Total size of user metadata COS accepts on one object.
-    max_meta_bytes: int = 2048
+    max_meta_bytes: int = facts.MAX_META_BYTES
     #: Largest ``max_keys`` one ``list_page`` request may ask for.
     max_list_keys: int = 1000
 

@@ -2,7 +2,7 @@
 
 ``Uploader`` sends one PUT, or a multipart upload that is aborted on any failure, so the
 object in COS is always either the old one or the complete new one. It only asks its
-source for byte ranges (``ByteSource``; ``cosfs.staging.StagedFile`` is one), so a
+source for byte ranges (``ByteSource``; ``cosfs.data.staging.StagedFile`` is one), so a
 streaming producer can feed ``MultipartUpload`` later.
 """
 
@@ -16,8 +16,8 @@ from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import List, Optional, Protocol, Tuple
 
-from cosfs.errors import ConfigError, CosError, CosfsError
-from cosfs.model import Metadata, ObjectInfo, PartInfo, Store, UploadSession, plan_parts
+from cosfs.store.interface import Metadata, ObjectInfo, PartInfo, Store, UploadSession, plan_parts
+from cosfs.wire.errors import ConfigError, CosError, CosfsError
 
 log = logging.getLogger(__name__)
 

@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, List, Optional, Tuple
 
-from cosfs.errors import CosfsError
+from cosfs.wire.errors import CosfsError
 
 log = logging.getLogger(__name__)
 

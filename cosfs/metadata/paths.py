@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import errno
 
-from cosfs.errors import ConfigError, CosfsError
+from cosfs.wire import facts
+from cosfs.wire.errors import ConfigError, CosfsError
 
 #: Longest key COS accepts, in UTF-8 bytes.
-MAX_KEY_BYTES = 850
+MAX_KEY_BYTES = facts.MAX_KEY_BYTES
 #: Longest path component a directory entry may have (NAME_MAX), in UTF-8 bytes.
 MAX_NAME_BYTES = 255
 

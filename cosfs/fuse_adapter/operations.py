@@ -1,6 +1,6 @@
 """The FUSE adapter: each callback converts arguments, calls ``CosFilesystem``, converts the result.
 
-Only this module and ``cosfs._fuse`` know FUSE. Every operation is implemented or refused
+Only this module and ``cosfs.fuse_adapter.binding`` know FUSE. Every operation is implemented or refused
 explicitly, because the bindings' defaults differ (fusepy answers EROFS, mfusepy ENOSYS).
 Errors: a ``CosfsError`` becomes its errno; anything unexpected is logged with its
 traceback and reported as EIO, so one bad request never takes the mount down.
@@ -15,9 +15,9 @@ import stat
 import time
 from typing import Callable, Optional
 
-from cosfs import _fuse
-from cosfs.errors import CosfsError
-from cosfs.fs import CosFilesystem
+from cosfs.filesystem.posix import CosFilesystem
+from cosfs.fuse_adapter import binding
+from cosfs.wire.errors import CosfsError
 
 log = logging.getLogger(__name__)
 
@@ -32,22 +32,22 @@ def translated(method):
         except CosfsError as failure:
             level = logging.DEBUG if failure.errno in (errno.ENOENT, errno.EEXIST, errno.ENOTEMPTY) else logging.WARNING
             log.log(level, "%s%r: %s", method.__name__, args[:1], failure)
-            raise _fuse.FuseOSError(failure.errno) from None
-        except _fuse.FuseOSError:
+            raise binding.FuseOSError(failure.errno) from None
+        except binding.FuseOSError:
             raise
         except Exception:  # noqa: BLE001 (the mount must survive any bug in one request)
             log.exception("%s%r failed unexpectedly", method.__name__, args[:1])
-            raise _fuse.FuseOSError(errno.EIO) from None
+            raise binding.FuseOSError(errno.EIO) from None
 
     return wrapper
 
 
 def _caller() -> "tuple[int, int]":
-    uid, gid, _ = _fuse.fuse_get_context()
+    uid, gid, _ = binding.fuse_get_context()
     return uid, gid
 
 
-class CosOperations(_fuse.Operations):
+class CosOperations(binding.Operations):
     """fusepy/mfusepy ``Operations`` for one mounted bucket."""
 
     use_ns = True
@@ -160,16 +160,16 @@ class CosOperations(_fuse.Operations):
 
     # extended attributes: not stored (COS metadata is too small and too slow for them)
     def getxattr(self, path, name, position=0):
-        raise _fuse.FuseOSError(errno.ENODATA)
+        raise binding.FuseOSError(errno.ENODATA)
 
     def listxattr(self, path):
         return []
 
     def setxattr(self, path, name, value, options, position=0):
-        raise _fuse.FuseOSError(errno.ENOTSUP)
+        raise binding.FuseOSError(errno.ENOTSUP)
 
     def removexattr(self, path, name):
-        raise _fuse.FuseOSError(errno.ENODATA)
+        raise binding.FuseOSError(errno.ENODATA)
 
     # --- files --------------------------------------------------------------------------
 
@@ -219,8 +219,8 @@ def modification_time(times) -> Optional[int]:
     if times is None:
         return time.time_ns()
     mtime = int(times[1])
-    if mtime == _fuse.UTIME_NOW:
+    if mtime == binding.UTIME_NOW:
         return time.time_ns()
-    if mtime == _fuse.UTIME_OMIT:
+    if mtime == binding.UTIME_OMIT:
         return None
     return mtime

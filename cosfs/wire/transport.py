@@ -27,8 +27,8 @@ import requests
 from requests.adapters import HTTPAdapter
 
 from cosfs import __version__
-from cosfs.errors import CosError
-from cosfs.retry import RetryPolicy
+from cosfs.wire.errors import CosError
+from cosfs.wire.retry import RetryPolicy
 
 log = logging.getLogger(__name__)
 

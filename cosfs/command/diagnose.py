@@ -7,7 +7,8 @@ error code decides the sentence; the request id is kept so support can trace it.
 from __future__ import annotations
 
 import errno
-from cosfs.errors import CosError
+
+from cosfs.wire.errors import CosError
 
 _CREDENTIAL_CODES = {"SignatureDoesNotMatch", "InvalidAccessKeyId", "-97", "-79", "-98", "-5998", "-62"}
 _CLOCK_CODES = {"RequestTimeTooSkewed", "Request has expired", "-96"}

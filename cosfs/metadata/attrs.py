@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Dict, Mapping, Optional
 
-from cosfs.model import Metadata, ObjectInfo
+from cosfs.store.interface import Metadata, ObjectInfo
 
 FILE = "file"
 DIR = "dir"

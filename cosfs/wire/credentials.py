@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Callable, Dict, Iterator, List, Mapping, Optional, Protocol, Tuple
 
-from cosfs.errors import ConfigError
+from cosfs.wire.errors import ConfigError
 
 log = logging.getLogger(__name__)
 

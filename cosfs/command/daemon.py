@@ -16,11 +16,11 @@ import socket
 import sys
 from typing import Callable
 
-from cosfs.errors import ConfigError
-from cosfs.log import setup_logging
-from cosfs.mount import build_filesystem, run_mount
-from cosfs.options import Options
-from cosfs.store import build_store
+from cosfs.command.log import setup_logging
+from cosfs.command.mount import build_filesystem, run_mount
+from cosfs.command.options import Options
+from cosfs.command.store_factory import build_store
+from cosfs.wire.errors import ConfigError
 
 log = logging.getLogger(__name__)
 

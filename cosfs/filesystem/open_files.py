@@ -27,14 +27,14 @@ import threading
 from dataclasses import dataclass
 from typing import Callable, Dict, Iterator, List, Optional
 
-from cosfs import paths
-from cosfs.attrs import Attr, meta_for
-from cosfs.errors import CosfsError
-from cosfs.lookup import Lookup
-from cosfs.model import Store
-from cosfs.reader import ObjectReader
-from cosfs.staging import StagedFile, StagingArea
-from cosfs.writeback import Uploader
+from cosfs.data.reader import ObjectReader
+from cosfs.data.staging import StagedFile, StagingArea
+from cosfs.data.uploader import Uploader
+from cosfs.filesystem.lookup import Lookup
+from cosfs.metadata import paths
+from cosfs.metadata.attrs import Attr, meta_for
+from cosfs.store.interface import Store
+from cosfs.wire.errors import CosfsError
 
 log = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """The composition root: build store, caches, staging, filesystem and FUSE adapter; run the mount.
 
 The only place that knows every layer. Everything here happens after the command line has
-been checked and the bucket probed (``cosfs.cli``).
+been checked and the bucket probed (``cosfs.command.cli``).
 """
 
 from __future__ import annotations
@@ -13,18 +13,18 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Callable, Optional
 
-from cosfs import _fuse
-from cosfs.attrs import AttrDefaults
-from cosfs.cache import ListCache, StatCache
-from cosfs.fs import CosFilesystem
-from cosfs.handles import OpenFiles
-from cosfs.lookup import Lookup
-from cosfs.model import Store
-from cosfs.ops import CosOperations
-from cosfs.options import Options
-from cosfs.paths import PathMapper
-from cosfs.staging import StagingArea
-from cosfs.writeback import UploadPolicy, Uploader
+from cosfs.command.options import Options
+from cosfs.data.staging import StagingArea
+from cosfs.data.uploader import Uploader, UploadPolicy
+from cosfs.filesystem.lookup import Lookup
+from cosfs.filesystem.open_files import OpenFiles
+from cosfs.filesystem.posix import CosFilesystem
+from cosfs.fuse_adapter import binding
+from cosfs.fuse_adapter.operations import CosOperations
+from cosfs.metadata.attrs import AttrDefaults
+from cosfs.metadata.cache import ListCache, StatCache
+from cosfs.metadata.paths import PathMapper
+from cosfs.store.interface import Store
 
 log = logging.getLogger(__name__)
 
@@ -84,12 +84,12 @@ def run_mount(
 
     operations = CosOperations(fs, on_mounted=on_mounted, on_unmount=unmounting)
     extra = {name: (value if value else True) for name, value in options.fuse}
-    mount_options = _fuse.mount_options(
+    mount_options = binding.mount_options(
         fsname,
         allow_other=options.allow_other,
         read_only=options.ro,
         max_threads=max(16, options.parallel_count * 4),
         extra=extra,
     )
-    log.info("mounting %s on %s with %s", fsname, mountpoint, _fuse.describe())
-    _fuse.FUSE(operations, mountpoint, foreground=True, debug=debug, **mount_options)
+    log.info("mounting %s on %s with %s", fsname, mountpoint, binding.describe())
+    binding.FUSE(operations, mountpoint, foreground=True, debug=debug, **mount_options)
