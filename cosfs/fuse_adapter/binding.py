@@ -1,8 +1,8 @@
 """The one module that imports a FUSE binding: mfusepy when installed, fusepy otherwise.
 
 Why a shim: the bindings share fusepy's ``Operations`` API but differ in what they load and
-accept (``../shared/reference/fuse-binding.md``). mfusepy loads libfuse2 first when both
-libraries are present, so we ask for libfuse3 (1 MiB requests, ``max_threads``) unless
+accept (fusepy answers EROFS for what is not implemented, mfusepy ENOSYS; fusepy refuses
+non-UTF-8 names). mfusepy loads libfuse2 first when both libraries are present, so we ask for libfuse3 (1 MiB requests, ``max_threads``) unless
 ``FUSE_LIBRARY_NAME`` says otherwise; fusepy only knows libfuse2. Mount options valid for
 one libfuse major are rejected by the other, so they are built here per major version.
 """

@@ -18,7 +18,6 @@ from __future__ import annotations
 import hashlib
 import http.client
 import json
-import os
 import socket
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,10 +30,9 @@ from cosfs.command.store_factory import build_store
 from cosfs.store.json_store import JsonStore
 from cosfs.wire.credentials import Credentials, StaticProvider
 from tests.support.emulator import RunningEmulator, start_emulator
+from tests.support.vectors import load_vectors
 
-VECTORS = Path(os.environ.get(
-    "COSFS_VECTORS", Path(__file__).resolve().parents[2].parent / "shared" / "vectors" / "cos-signatures.json"))
-DATA = json.loads(VECTORS.read_text(encoding="utf-8")) if VECTORS.is_file() else {"json_wire": []}
+DATA = load_vectors()
 ORDER = [vector["id"] for vector in DATA["json_wire"]]
 WIRE = {vector["id"]: vector for vector in DATA["json_wire"]}
 FIXED_TIME = "1700000001"

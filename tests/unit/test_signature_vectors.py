@@ -1,4 +1,4 @@
-"""Our signers against the vectors produced by Tencent's official SDKs (``shared/vectors``).
+"""Our signers against the vectors produced by Tencent's official SDKs (``tests/data/vectors``).
 
 Every ``xml_qsign``, ``json_sign`` and ``json_doc`` vector is reproduced exactly, and every
 captured ``xml_wire``/``json_wire`` request verifies with the verifiers cosfs-emulator uses.
@@ -7,27 +7,18 @@ A missing vectors file fails the suite: a silent skip would hide a broken signer
 
 from __future__ import annotations
 
-import json
-import os
-from pathlib import Path
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 import pytest
 
 from cosfs.wire.signing import jsonsign, qsign
-
-VECTORS = Path(
-    os.environ.get(
-        "COSFS_VECTORS",
-        Path(__file__).resolve().parents[2].parent / "shared" / "vectors" / "cos-signatures.json",
-    )
-)
+from tests.support.vectors import VECTORS, load_vectors
 
 
 def _load():
     if not VECTORS.is_file():
         return None
-    return json.loads(VECTORS.read_text(encoding="utf-8"))
+    return load_vectors()
 
 
 DATA = _load()
