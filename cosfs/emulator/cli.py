@@ -41,7 +41,7 @@ admin endpoint (never a bucket):
   POST /-/admin/stats/reset  zero the counters
   GET  /-/admin/faults       current fault settings
   POST /-/admin/faults       change them: {"fail_rate": 0.1, "reset_rate": 0, "latency_ms": 0,
-                             "bandwidth_mbps": 0, "seed": 1}
+                             "bandwidth_mbps": 0, "seed": 1, "refuse_keys": "REGEX"}
 """
 
 

@@ -1,7 +1,8 @@
 """Fault injection and request counters, both settable and readable while the server runs.
 
 Reliability tests need a server that fails on purpose: answers 500/503 SlowDown at a given
-rate, drops connections in the middle of a body, adds latency, limits bandwidth. The
+rate, drops connections in the middle of a body, adds latency, limits bandwidth, refuses
+object names that match a pattern (as COS refuses some names cosfs cannot foresee). The
 decisions come from one seeded random source, so a test run can be repeated. Counters per
 operation let a test assert how many requests an operation cost (``ls -l`` after a warm
 cache should cost none).
@@ -10,6 +11,7 @@ cache should cost none).
 from __future__ import annotations
 
 import random
+import re
 import threading
 import time
 from collections import Counter
@@ -28,6 +30,10 @@ class FaultSettings:
     #: Per-connection body throughput limit in MB/s (0 = unlimited).
     bandwidth_mbps: float = 0.0
     seed: Optional[int] = None
+    #: A regular expression: storing an object whose key it matches (``re.search``; a PUT or
+    #: POST) is refused with 400 InvalidObjectName (XML API) or -180 (JSON API), as COS
+    #: refuses some names. Reads answer as usual. Empty: nothing is refused.
+    refuse_keys: str = ""
 
     def validate(self) -> "FaultSettings":
         for name in ("fail_rate", "reset_rate"):
@@ -36,6 +42,10 @@ class FaultSettings:
                 raise ValueError(f"{name} must be within 0..1, not {value}")
         if self.latency_ms < 0 or self.bandwidth_mbps < 0:
             raise ValueError("latency_ms and bandwidth_mbps must not be negative")
+        try:
+            re.compile(self.refuse_keys)
+        except re.error as exc:
+            raise ValueError(f"refuse_keys is not a regular expression: {exc}") from None
         return self
 
 
@@ -66,6 +76,7 @@ class FaultInjector:
             latency_ms=int(current["latency_ms"]),
             bandwidth_mbps=float(current["bandwidth_mbps"]),
             seed=None if current["seed"] is None else int(current["seed"]),
+            refuse_keys=str(current["refuse_keys"] or ""),
         )
         reseed = "seed" in changes
         with self._lock:
@@ -86,6 +97,11 @@ class FaultInjector:
 
     def should_reset(self) -> bool:
         return self._roll(self.settings.reset_rate)
+
+    def refuses(self, key: str) -> bool:
+        """Whether ``key`` is a name the server has been told to refuse."""
+        pattern = self.settings.refuse_keys
+        return bool(pattern) and bool(key) and re.search(pattern, key) is not None
 
     def delay(self) -> None:
         if self.settings.latency_ms:

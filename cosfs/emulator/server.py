@@ -45,6 +45,8 @@ from cosfs.wire.signing import jsonsign
 log = logging.getLogger(__name__)
 
 ADMIN_PREFIX = "/-/admin/"
+#: Requests that store something (both APIs): the ones a refused name fails.
+WRITE_METHODS = frozenset({"PUT", "POST"})
 JSON_PREFIX = "/files/v2/"
 
 #: JSON auth codes as the XML-style errors a download answers with.
@@ -81,6 +83,8 @@ class EmulatorApp:
         request.bucket, request.key = bucket, key
         if bucket:
             self.ctx.check_bucket(bucket)
+        if request.method in WRITE_METHODS and self.faults.refuses(key):
+            raise EmulatorError(400, "InvalidObjectName", "the object key is refused (fault injection)")
         if request.method in ("GET", "HEAD") and "authorization" not in request.headers and request.raw_param("sign"):
             request.signer = self._check_download(request)
         else:
@@ -129,6 +133,8 @@ class EmulatorApp:
         request.bucket = f"{bucket_name}-{appid}"
         if request.bucket not in self.ctx.buckets:
             return json_error(-166, "bucket does not exist")
+        if request.method in WRITE_METHODS and self.faults.refuses(request.key):
+            return json_error(-180, "the path is refused (fault injection)")
         response = json_api.handle(self.ctx, request, appid, bucket_name)
         self.faults.count(f"json.{request.operation or request.method}")
         return response

@@ -21,6 +21,7 @@ import requests
 from cosfs.command.options import options_from_string
 from cosfs.command.store_factory import build_store
 from cosfs.wire.credentials import Credentials, StaticProvider
+from cosfs.wire.errors import CosError
 from cosfs.wire.signing import jsonsign, qsign
 from tests.support.emulator import RunningEmulator, start_emulator
 
@@ -81,6 +82,26 @@ def started(tmp_path):
 
 
 # --- failures -------------------------------------------------------------------------------
+
+
+def test_refuse_keys_refuses_storing_matching_names_and_spares_others(emulator):
+    emulator.admin("faults", {"refuse_keys": "bad"})
+    refused = xml_request(emulator, "PUT", "dir/bad.txt", b"x")
+    assert (refused.status_code, error_code(refused)) == (400, "InvalidObjectName")
+    assert xml_request(emulator, "PUT", "dir/good.txt", b"x").status_code == 200
+    assert xml_request(emulator, "HEAD", "dir/bad.txt").status_code == 404, "reads answer as usual"
+    with pytest.raises(CosError) as refused_json:
+        json_store(emulator).put_object("dir/bad.txt", b"x")
+    assert refused_json.value.code == "-180"
+    assert json_stat(emulator, "dir/good.txt").json()["code"] == 0
+    emulator.admin("faults", {"refuse_keys": ""})
+    assert xml_request(emulator, "PUT", "dir/bad.txt", b"x").status_code == 200
+
+
+def test_refuse_keys_must_be_a_regular_expression(emulator):
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        emulator.admin("faults", {"refuse_keys": "("})
+    assert refused.value.code == 400
 
 
 @pytest.mark.parametrize("method", ["GET", "HEAD", "PUT", "DELETE"])
