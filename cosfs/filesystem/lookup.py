@@ -72,6 +72,7 @@ class Lookup:
         """The attributes of ``path``; ENOENT if nothing is there."""
         if path == "/":
             return root_attr(self.defaults, int(self.clock() * 1e9))
+        self.mapper.check(path)  # a name too long is ENAMETOOLONG, whatever the caches hold
         cached = self.stats.get(path)
         if cached is MISSING:
             raise no_entry(path)
@@ -243,15 +244,5 @@ class Lookup:
         self._edit_listing(new, kind)
 
     def _edit_listing(self, path: str, kind: Optional[str]) -> None:
-        parent = paths.parent(path)
-        listing = self.listings.get(parent)
-        if listing is None:
-            return
-        entries = dict(listing.entries)
-        name = paths.basename(path)
-        if kind is None:
-            entries.pop(name, None)
-        else:
-            entries[name] = kind
-        self.listings.put(parent, Listing(entries))
+        self.listings.edit(paths.parent(path), paths.basename(path), kind)
 

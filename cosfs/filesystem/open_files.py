@@ -61,6 +61,12 @@ class FileNode:
     def size(self) -> int:
         return self.staged.size if self.staged is not None else self.attr.size
 
+    @property
+    def visible(self) -> bool:
+        """Whether the path shows in the namespace: not unlinked, and either stored in COS
+        once or not yet refused by it (a new file whose upload failed was never stored)."""
+        return not self.unlinked and (self.exists_remotely or not self.failed)
+
 
 @dataclass
 class Handle:
@@ -147,7 +153,7 @@ class OpenFiles:
         with self._lock:
             nodes = list(self._nodes.values())
         return [paths.basename(n.path) for n in nodes
-                if paths.parent(n.path) == dir_path and not n.exists_remotely and not n.unlinked]
+                if paths.parent(n.path) == dir_path and not n.exists_remotely and n.visible]
 
     # --- data ---------------------------------------------------------------------------
 
@@ -239,7 +245,7 @@ class OpenFiles:
         if node is None:
             return None
         with node.lock:
-            if node.unlinked:
+            if not node.visible:
                 return None
             return dataclasses.replace(node.attr, size=node.size)
 
@@ -261,6 +267,8 @@ class OpenFiles:
             except CosfsError as error:
                 node.failed = True
                 log.error("upload of %s failed: %s; its data is kept in %s", node.path, error, staged.path)
+                if not node.exists_remotely:
+                    self.lookup.removed(node.path)  # never stored: it leaves the namespace now
                 raise
             was_new = not node.exists_remotely
             node.dirty = node.failed = False

@@ -66,7 +66,9 @@ class CosFilesystem:
             raise error(path, "read-only mount", errno.EROFS)
 
     def _parent_dir(self, path: str) -> None:
-        """ENOENT/ENOTDIR unless the parent of ``path`` is a directory."""
+        """ENAMETOOLONG/EINVAL unless ``path`` can name an object, then ENOENT/ENOTDIR unless
+        its parent is a directory: the name is checked first, before any cache or request."""
+        self.mapper.check(path)
         parent = paths.parent(path)
         if self.getattr(parent).kind != "dir":
             raise error(parent, "not a directory", errno.ENOTDIR)

@@ -6,8 +6,12 @@ Invalidation policy:
   entry (the path is known to be missing) lives ``negative_ttl`` seconds; a ``ListCache``
   entry (the complete listing of one directory) lives its ``ttl`` seconds. An entry is
   valid while ``clock() < stored_at + ttl``: it expires exactly at the boundary.
-- A TTL of 0 disables that cache: ``put`` stores nothing and ``get`` always answers
-  "unknown". A change made behind the mount's back is seen after at most the TTL.
+- A TTL of 0, or a ``maxsize`` of 0, disables that cache: ``put`` stores nothing and
+  ``get`` always answers "unknown". A change made behind the mount's back is seen after at
+  most the TTL.
+- A listing is edited in place (``ListCache.edit``) when this mount adds or removes one
+  entry: atomically, and without renewing its lifetime, so a directory this mount keeps
+  writing into is still listed again from COS every ``ttl`` seconds.
 - Every mutation made through this mount calls ``invalidate(path)`` on the ``StatCache``
   for the changed path, ``invalidate(parent)`` on the ``ListCache`` for its directory's
   listing, and ``invalidate_tree(path)`` on both for a renamed or removed subtree.
@@ -28,7 +32,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Callable, Literal, Mapping, Optional, Tuple, Union
 
-from cachetools import TTLCache
+from cachetools import TLRUCache, TTLCache
 
 from cosfs.metadata.attrs import TYPE_BITS, Attr
 
@@ -143,25 +147,56 @@ class Listing:
         return name in self.entries
 
 
+@dataclass(frozen=True)
+class _Timed:
+    """A listing and the moment it stops being trusted (fixed when it was fetched)."""
+
+    listing: Listing
+    expires: float
+
+
 class ListCache:
-    """Directory path -> its complete ``Listing``, for ``ttl`` seconds."""
+    """Directory path -> its complete ``Listing``, for ``ttl`` seconds from when it was fetched."""
 
     def __init__(self, ttl: float, maxsize: int = 10_000, clock: Clock = time.monotonic) -> None:
+        _check_bounds(ttl, maxsize)
         self._lock = threading.Lock()
-        self._listings = _new_cache(ttl, maxsize, clock)  # guarded by self._lock
+        self._ttl = ttl
+        self._clock = clock
+        self._listings: Optional[TLRUCache] = None  # guarded by self._lock
+        if ttl and maxsize:
+            self._listings = TLRUCache(maxsize=maxsize, ttu=lambda _key, entry, _now: entry.expires, timer=clock)
 
     def get(self, dir_path: str) -> Optional[Listing]:
         """The cached listing of ``dir_path``, or ``None`` when the cache does not know."""
         with self._lock:
             if self._listings is None:
                 return None
-            return self._listings.get(dir_path)
+            entry = self._listings.get(dir_path)
+            return entry.listing if entry is not None else None
 
     def put(self, dir_path: str, listing: Listing) -> None:
-        """Remember the complete listing of ``dir_path``."""
+        """Remember the complete listing of ``dir_path``, as fetched now."""
         with self._lock:
             if self._listings is not None:
-                self._listings[dir_path] = listing
+                self._listings[dir_path] = _Timed(listing, self._clock() + self._ttl)
+
+    def edit(self, dir_path: str, name: str, kind: Optional[str]) -> None:
+        """Set entry ``name`` of the cached listing of ``dir_path`` to ``kind`` (``None``
+        removes it). Atomic, and the listing keeps its expiry: an edit is what this mount
+        did, not news from COS. Nothing happens when the listing is not cached."""
+        with self._lock:
+            if self._listings is None:
+                return
+            entry = self._listings.get(dir_path)
+            if entry is None:
+                return
+            entries = dict(entry.listing.entries)
+            if kind is None:
+                entries.pop(name, None)
+            else:
+                entries[name] = kind
+            self._listings[dir_path] = _Timed(Listing(entries), entry.expires)
 
     def invalidate(self, dir_path: str) -> None:
         """Forget the listing of ``dir_path`` only."""
@@ -187,18 +222,22 @@ class ListCache:
             return _live_count(self._listings) if self._listings is not None else 0
 
 
-def _new_cache(ttl: float, maxsize: int, clock: Clock) -> Optional[TTLCache]:
-    """A TTLCache, or ``None`` when ``ttl`` is 0 (the cache is disabled)."""
+def _check_bounds(ttl: float, maxsize: int) -> None:
     if ttl < 0:
         raise ValueError(f"a cache TTL must be 0 (disabled) or more seconds, not {ttl}")
-    if maxsize < 1:
-        raise ValueError(f"a cache must hold at least one entry, not {maxsize}")
-    if ttl == 0:
+    if maxsize < 0:
+        raise ValueError(f"a cache size must be 0 (disabled) or more entries, not {maxsize}")
+
+
+def _new_cache(ttl: float, maxsize: int, clock: Clock) -> Optional[TTLCache]:
+    """A TTLCache, or ``None`` when ``ttl`` or ``maxsize`` is 0 (the cache is disabled)."""
+    _check_bounds(ttl, maxsize)
+    if ttl == 0 or maxsize == 0:
         return None
     return TTLCache(maxsize=maxsize, ttl=ttl, timer=clock)
 
 
-def _drop_tree(cache: TTLCache, path: str) -> None:
+def _drop_tree(cache: Union[TTLCache, TLRUCache], path: str) -> None:
     """Remove ``path`` and every key below it from ``cache`` (the caller holds the lock)."""
     top = path.rstrip("/")
     if not top:
@@ -211,6 +250,6 @@ def _drop_tree(cache: TTLCache, path: str) -> None:
         cache.pop(key, None)
 
 
-def _live_count(cache: TTLCache) -> int:
+def _live_count(cache: Union[TTLCache, TLRUCache]) -> int:
     cache.expire()
     return len(cache)

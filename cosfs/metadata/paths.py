@@ -53,6 +53,12 @@ class PathMapper:
         key = self.prefix + relative + "/" if relative else self.prefix
         return self._checked(path, key)
 
+    def check(self, path: str) -> None:
+        """Raise EINVAL or ENAMETOOLONG (as ``file_key`` does) when ``path`` cannot name an
+        object; the root always can."""
+        if path != ROOT:
+            self.file_key(path)
+
     def path_of(self, key: str) -> str:
         """The mount path of ``key`` (file or ``dir/`` marker); the inverse of the two above.
 

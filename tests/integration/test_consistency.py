@@ -175,3 +175,46 @@ def test_os_walk_of_a_foreign_tree_finds_every_file(cos, emulator):
                    for top, _, files in os.walk(cos.path / "t") for name in files)
 
     assert found == sorted(keys)
+
+
+def test_local_writes_do_not_hide_a_foreign_object_past_the_list_ttl(remount, emulator):
+    """SEMANTICS.md: others' changes show within list_cache_ttl, even in a directory this
+    mount keeps creating files in (each local create used to renew the cached listing)."""
+    mounted = remount("busy", "list_cache_ttl=2,stat_cache_ttl=2").path
+    assert os.listdir(mounted) == []
+    Bucket(emulator).put("foreign.txt", b"x")
+    created = []
+
+    def create_then_look() -> bool:
+        created.append(mounted / f"local-{len(created)}.txt")
+        created[-1].write_bytes(b"y")
+        return "foreign.txt" in os.listdir(mounted)
+
+    wait_until(create_then_look, DEADLINE, interval=0.5, what="foreign.txt listed while creating files")
+
+
+def test_a_name_the_server_refuses_is_gone_at_close_and_its_data_kept(cos, emulator):
+    """A failed first upload leaves no name behind: close() reports the refusal, the name
+    is not listed, stat and unlink answer ENOENT, and the data stays in the staging area."""
+    emulator.admin("faults", {"refuse_keys": "refused"})
+    target = cos.path / "refused.txt"
+    handle = open(target, "wb")
+    handle.write(b"precious")
+    with pytest.raises(OSError) as raised:
+        handle.close()
+    assert raised.value.errno == errno.EINVAL
+    assert "refused.txt" not in os.listdir(cos.path)
+    for call in (os.stat, os.unlink):
+        with pytest.raises(OSError) as missing:
+            call(target)
+        assert missing.value.errno == errno.ENOENT
+    staged = wait_until(lambda: list((cos.path.parent / "mnt-cache").rglob("refused.txt.*")), what="kept data")
+    assert [path.read_bytes() for path in staged] == [b"precious"]
+
+
+def test_max_stat_cache_size_0_mounts_with_no_attribute_cache(remount, emulator):
+    """README: max_stat_cache_size=0 turns the attribute cache off (it used to crash the mount)."""
+    mounted = remount("nostat", "max_stat_cache_size=0").path
+    (mounted / "a.txt").write_bytes(b"one")
+    Bucket(emulator).put("a.txt", b"three")
+    wait_until(lambda: (mounted / "a.txt").stat().st_size == 5, DEADLINE, what="the new size without a stat cache")

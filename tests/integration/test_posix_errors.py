@@ -155,3 +155,31 @@ def test_mknod_of_a_fifo_is_refused(cos):
 
     assert code in (errno.EPERM, errno.EOPNOTSUPP, errno.ENOSYS)
     assert not os.path.lexists(cos.path / "fifo")
+
+
+def test_a_name_over_255_bytes_is_enametoolong_even_with_the_listing_cached(cos):
+    """SEMANTICS.md: "A name may have 255 bytes, a whole key 850 (ENAMETOOLONG beyond)",
+    answered at once, before any cache (a cached listing used to answer ENOENT)."""
+    os.listdir(cos.path)
+    long_name = cos.path / ("n" * 256)
+    for call in (os.stat, os.mkdir, lambda p: open(p, "w")):
+        with pytest.raises(OSError) as raised:
+            call(long_name)
+        assert raised.value.errno == errno.ENAMETOOLONG
+
+
+def test_a_key_over_850_bytes_is_enametoolong(cos):
+    deep = cos.path
+    for _ in range(3):
+        deep = deep / ("k" * 250)
+        deep.mkdir()
+    os.listdir(deep)
+    too_long = deep / ("k" * 250)
+    for call in (os.stat, os.mkdir, lambda p: os.symlink("target", p), lambda p: open(p, "w")):
+        with pytest.raises(OSError) as raised:
+            call(too_long)
+        assert raised.value.errno == errno.ENAMETOOLONG
+    (cos.path / "short").write_bytes(b"x")
+    with pytest.raises(OSError) as raised:
+        os.rename(cos.path / "short", too_long)
+    assert raised.value.errno == errno.ENAMETOOLONG

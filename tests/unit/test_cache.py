@@ -106,7 +106,7 @@ def test_negative_ttl_may_exceed_positive(clock):
 
 @pytest.mark.parametrize("kwargs", [{"ttl": -1, "negative_ttl": 1},
                                     {"ttl": 1, "negative_ttl": -1},
-                                    {"ttl": 1, "negative_ttl": 1, "maxsize": 0}])
+                                    {"ttl": 1, "negative_ttl": 1, "maxsize": -1}])
 def test_bad_settings(kwargs):
     with pytest.raises(ValueError):
         StatCache(**kwargs)

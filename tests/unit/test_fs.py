@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import os
 import stat
+import threading
 
 import pytest
 
@@ -299,3 +301,78 @@ def test_one_stat_after_a_listing_costs_one_request_and_a_walk_prefetches(fs, st
     for i in range(30):
         fs.getattr(f"/many/f{i:02d}")
     assert store.calls["stat"] - before == 30
+
+
+# --- review debts (issue 8): each test failed before its fix -------------------------------
+
+
+def test_a_local_create_does_not_extend_the_lifetime_of_the_cached_listing(fs, store, clock):
+    """SEMANTICS.md: what others change "becomes visible after at most" list_cache_ttl (30 s),
+    even while this mount keeps creating files in the same directory."""
+    fs.readdir("/")
+    store.put_raw("foreign.txt", b"x")
+    for _ in range(2):
+        clock.advance(20)
+        write_file(fs, f"/local-{clock.now}.txt", b"y")
+    clock.advance(1)  # 41 s after the listing: it must have been refetched
+    assert "foreign.txt" in dict(fs.readdir("/"))
+    assert fs.getattr("/foreign.txt").size == 1
+
+
+def test_concurrent_edits_of_one_cached_listing_lose_no_entry(fs):
+    """Compound cache updates are atomic: 8 threads adding 200 names each keep all 1,600."""
+    fs.readdir("/")
+    attr = fs.lookup.getattr("/")
+    file_attr = dataclasses.replace(attr, kind="file", mode=stat.S_IFREG | 0o644)
+
+    def add(thread: int) -> None:
+        for index in range(200):
+            fs.lookup.added(f"/t{thread}-{index}", file_attr)
+
+    threads = [threading.Thread(target=add, args=(n,)) for n in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(fs.lookup.known_listing("/").entries) == 1600
+
+
+def test_a_name_the_server_refuses_leaves_the_namespace_at_close(fs, store):
+    """A failed first upload leaves no trace in the listing or the stat cache; its data is
+    kept in the staging area (SEMANTICS.md: "a failed upload leaves no empty object")."""
+    refusal = CosError("refused", status=400, code="InvalidObjectName")
+    store.fail("put_object", refusal)
+    fh = fs.create("/refused.txt", 0o644, 0, 0)
+    fs.write(fh, b"data", 0)
+    assert errno_of(fs.flush, fh) == errno.EINVAL
+    fs.release(fh)
+    assert "refused.txt" not in dict(fs.readdir("/"))
+    assert errno_of(fs.getattr, "/refused.txt") == errno.ENOENT
+    assert errno_of(fs.unlink, "/refused.txt") == errno.ENOENT
+    assert "refused.txt" not in store.objects
+    kept = list(fs.files.staging.directory.glob("*.staged"))
+    assert [path.read_bytes() for path in kept] == [b"data"]
+
+
+@pytest.mark.parametrize("path", ["/" + "n" * 256, "/d/" + "n" * 256, "/" + "/".join(["k" * 200] * 5)])
+def test_a_name_too_long_is_enametoolong_whatever_the_cache_holds(fs, path):
+    fs.mkdir("/d", 0o755, 0, 0)
+    fs.readdir("/")
+    fs.readdir("/d")  # both listings cached: before, a cached listing answered ENOENT
+    assert errno_of(fs.getattr, path) == errno.ENAMETOOLONG
+    assert errno_of(fs.create, path, 0o644, 0, 0) == errno.ENAMETOOLONG
+    assert errno_of(fs.mkdir, path, 0o755, 0, 0) == errno.ENAMETOOLONG
+    assert errno_of(fs.symlink, path, "target", 0, 0) == errno.ENAMETOOLONG
+    write_file(fs, "/short", b"x")
+    assert errno_of(fs.rename, "/short", path) == errno.ENAMETOOLONG
+
+
+def test_max_stat_cache_size_0_turns_the_stat_cache_off(store, clock, tmp_path):
+    """README: ``max_stat_cache_size=0`` means no attribute cache (every lookup asks COS)."""
+    options = options_from_string(f"cache_dir={tmp_path / 's'},ensure_diskfree=0,max_stat_cache_size=0")
+    fs = build_filesystem(store, options, "", "bucket-1250000000", clock=clock, ttl_clock=clock)
+    write_file(fs, "/a", b"x")
+    before = store.calls["stat"]
+    fs.getattr("/a")
+    fs.getattr("/a")
+    assert store.calls["stat"] == before + 2
