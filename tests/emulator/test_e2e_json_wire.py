@@ -30,7 +30,7 @@ from cosfs.command.store_factory import build_store
 from cosfs.store.json_store import JsonStore
 from cosfs.wire.credentials import Credentials, StaticProvider
 from tests.support.emulator import RunningEmulator, start_emulator
-from tests.support.vectors import load_vectors
+from tests.support.vectors import VECTORS, load_vectors
 
 DATA = load_vectors()
 ORDER = [vector["id"] for vector in DATA["json_wire"]]

@@ -11,9 +11,6 @@ server's ``s1``; the replay substitutes the session the emulator handed out.
 from __future__ import annotations
 
 import hashlib
-import json
-import os
-from pathlib import Path
 from typing import Callable, Dict, Optional
 from urllib.parse import parse_qsl, unquote, urlsplit
 
@@ -21,11 +18,10 @@ import pytest
 
 from cosfs.emulator.protocol import EmuRequest
 from tests.emulator.json_api_support import APPID, BUCKET, NAME, JsonHarness, emu  # noqa: F401
+from tests.support.vectors import VECTORS, load_vectors
 
-VECTORS = Path(os.environ.get(
-    "COSFS_VECTORS", Path(__file__).resolve().parents[2].parent / "shared" / "vectors" / "cos-signatures.json"))
-DATA = json.loads(VECTORS.read_text(encoding="utf-8")) if VECTORS.is_file() else None
-WIRE = {v["id"]: v for v in DATA["json_wire"]} if DATA else {}
+DATA = load_vectors()
+WIRE = {v["id"]: v for v in DATA["json_wire"]}
 SLICE_FILE = bytes(i % 251 for i in range(2621440))
 SLICE_IDS = ["wire-json-upload_slice_sha1." + step for step in ("init", "data0", "data1", "data2", "finish")]
 
