@@ -174,6 +174,13 @@ class Store(Protocol):
     def find_upload(self, key: str, size: Optional[int] = None) -> Optional[UploadSession]:
         """An unfinished upload of ``key`` that COS still holds, to resume; ``None`` if none."""
 
+    def unfinished_uploads(self, key: str) -> Sequence[Tuple[str, int]]:
+        """``(upload id, initiated ns)`` of every unfinished upload of exactly ``key``, so a
+        crashed writer's sessions can be found and aborted (empty where the API cannot list)."""
+
+    def abort_upload(self, key: str, upload_id: str) -> None:
+        """Discard the unfinished upload ``upload_id`` of ``key`` (gone already is fine)."""
+
     def read_range(self, key: str, start: int, length: int) -> bytes:
         """Up to ``length`` bytes of ``key`` from ``start``; empty at or past the end."""
 

@@ -286,6 +286,14 @@ class JsonStore:
     def find_upload(self, key: str, size: Optional[int] = None) -> Optional[JsonUploadSession]:
         return self._resumable(key, size, None, None)
 
+    def unfinished_uploads(self, key: str) -> Sequence[Tuple[str, int]]:
+        """Nothing: the JSON API cannot list or abort slice sessions. COS expires them, and
+        until then the next upload of the same key takes the session over (-4019)."""
+        return ()
+
+    def abort_upload(self, key: str, upload_id: str) -> None:
+        """Nothing to send: the JSON API has no abort (see ``unfinished_uploads``)."""
+
     def _resumable(
         self, key: str, size: Optional[int], meta: Optional[Metadata], content_type: Optional[str]
     ) -> Optional[JsonUploadSession]:

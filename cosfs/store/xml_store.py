@@ -345,15 +345,23 @@ class XmlStore:
         return XmlUploadSession(self, key, xml_codec.parse_upload_id(self._send(request).content))
 
     def find_upload(self, key: str, size: Optional[int] = None) -> Optional["XmlUploadSession"]:
+        uploads = self.unfinished_uploads(key)
+        if not uploads:
+            return None
+        newest = max(uploads, key=lambda upload: upload[1])
+        return XmlUploadSession(self, key, newest[0])
+
+    def unfinished_uploads(self, key: str) -> Sequence[Tuple[str, int]]:
         request = self._request("GET", "", "list_uploads", params=[
             ("uploads", ""), ("prefix", key), ("delimiter", ""), ("key-marker", ""),
             ("upload-id-marker", ""), ("max-uploads", "1000"), ("encoding-type", "url"),
         ])
-        uploads = [u for u in xml_codec.parse_list_uploads(self._send(request).content) if u[0] == key]
-        if not uploads:
-            return None
-        newest = max(uploads, key=lambda upload: upload[2])
-        return XmlUploadSession(self, key, newest[1])
+        return [(upload_id, xml_codec.iso_to_ns(initiated) if initiated else 0)
+                for found, upload_id, initiated in xml_codec.parse_list_uploads(self._send(request).content)
+                if found == key]
+
+    def abort_upload(self, key: str, upload_id: str) -> None:
+        XmlUploadSession(self, key, upload_id).abort()
 
 
 class XmlUploadSession:

@@ -49,6 +49,7 @@ class FakeUpload:
     content_type: str
     parts: Dict[int, bytes] = field(default_factory=dict)
     part_size: Optional[int] = None
+    initiated_ns: int = 0
 
     def put_part(self, number: int, data: bytes) -> PartInfo:
         self.store._call("put_part")
@@ -205,7 +206,7 @@ class FakeStore:
                      content_type: Optional[str] = None, part_size: Optional[int] = None) -> FakeUpload:
         self._call("begin_upload")
         upload = FakeUpload(self, key, f"upload-{next(self._ids)}", dict(meta or {}),
-                            content_type or "application/octet-stream")
+                            content_type or "application/octet-stream", initiated_ns=int(self._clock() * 1e9))
         self.uploads[upload.upload_id] = upload
         return upload
 
@@ -213,6 +214,14 @@ class FakeStore:
         self._call("find_upload")
         found = [u for u in self.uploads.values() if u.key == key]
         return found[-1] if found else None
+
+    def unfinished_uploads(self, key: str) -> Sequence[Tuple[str, int]]:
+        self._call("unfinished_uploads")
+        return [(u.upload_id, u.initiated_ns) for u in self.uploads.values() if u.key == key]
+
+    def abort_upload(self, key: str, upload_id: str) -> None:
+        self._call("abort_upload")
+        self.uploads.pop(upload_id, None)
 
     def read_range(self, key: str, start: int, length: int) -> bytes:
         self._call("read_range")
