@@ -1,12 +1,15 @@
 """Stage a file's bytes on local disk, within a free-space reserve, until they are stored in COS.
 
-``StagingArea`` owns the staging directory and the reserve (``ensure_diskfree``);
-``StagedFile`` holds one file's bytes there. A failed upload leaves the staged file alone:
-the caller ``keep()``s it, so the data survives and the log can name it.
+``StagingArea`` owns this mount's staging directory and the reserve (``ensure_diskfree``);
+``StagedFile`` holds one file's bytes there, with its journal record beside it
+(``cosfs.data.journal``) saying which key the bytes belong to and what must become of them.
+A failed upload leaves the staged file alone: the caller ``keep()``s it, so the data
+survives a crash too and the next mount can store it.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import logging
 import os
@@ -17,6 +20,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, List, Optional, Tuple
 
+from cosfs.data import journal
+from cosfs.data.journal import DATA_SUFFIX, InstanceDirectory, Record
 from cosfs.wire.errors import CosfsError
 
 log = logging.getLogger(__name__)
@@ -27,33 +32,48 @@ _UNSAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
 
 
 class StagingArea:
-    """The directory staged files live in, and the free space they must leave on its disk.
+    """This mount's staging directory, and the free space staged files must leave on its disk.
 
-    Nothing found in the directory at start is removed: after a failed upload it is the only
-    copy of someone's data. Each such file is named in a warning and listed in ``leftovers``.
+    ``root`` is the bucket's staging directory (``cache_dir/BUCKET``); each mount stages in
+    its own locked subdirectory of it (``directory``), so a later mount or ``cosfs recover``
+    can tell the files of a cosfs that is gone from those of one that runs. Loose files
+    directly in ``root`` come from cosfs versions without a journal: nothing says which key
+    they belong to, so they are left alone, named in a warning and listed in ``leftovers``.
     """
 
-    def __init__(self, directory: Path, min_free_bytes: int = GiB) -> None:
-        self.directory = Path(directory)
+    def __init__(self, root: Path, min_free_bytes: int = GiB, bucket: str = "") -> None:
+        self.root = Path(root)
+        self.bucket = bucket or self.root.name
         self.min_free_bytes = min_free_bytes
-        self.leftovers: Tuple[Path, ...] = self._open_directory()
-
-    def _open_directory(self) -> Tuple[Path, ...]:
+        self.leftovers: Tuple[Path, ...] = self._open_root()
         try:
-            self.directory.mkdir(mode=0o700, parents=True)
-            os.chmod(self.directory, 0o700)
+            self._instance = InstanceDirectory(self.root)
+        except OSError as error:
+            raise _local_error(error, f"staging directory {self.root}") from error
+        self.directory = self._instance.path
+
+    def _open_root(self) -> Tuple[Path, ...]:
+        try:
+            self.root.mkdir(mode=0o700, parents=True)
+            os.chmod(self.root, 0o700)
             return ()
         except FileExistsError:
             pass
-        if self.directory.stat().st_mode & 0o077:
+        except OSError as error:
+            raise _local_error(error, f"staging directory {self.root}") from error
+        if self.root.stat().st_mode & 0o077:
             log.warning("staging directory %s is open to other users; staged data is readable "
-                        "only by its owner, but names are visible", self.directory)
-        found = tuple(sorted(self.directory.iterdir()))
+                        "only by its owner, but names are visible", self.root)
+        found = tuple(sorted(p for p in self.root.iterdir() if p.is_file()))
         for path in found:
-            log.warning("staging directory %s holds %s (%d bytes) from an earlier run; it may be "
+            log.warning("staging directory %s holds %s (%d bytes) from an older cosfs; it may be "
                         "the data of an upload that failed, and cosfs leaves it alone",
-                        self.directory, path.name, _size_of(path))
+                        self.root, path.name, _size_of(path))
         return found
+
+    def close(self) -> None:
+        """At unmount: give up this mount's directory (removed when nothing is left in it)."""
+        self._instance.close()
 
     def free_bytes(self) -> int:
         """Bytes an unprivileged writer can still use on the staging filesystem."""
@@ -74,15 +94,22 @@ class StagingArea:
                 errno.ENOSPC,
             )
 
-    def create(self, label: str) -> "StagedFile":
-        """A new empty staged file; ``label`` (the object key) appears only in names and logs."""
-        stem = _UNSAFE_NAME.sub("_", label.rstrip("/").rsplit("/", 1)[-1])[:40] or "object"
+    def create(self, key: str, base_etag: Optional[str] = None) -> "StagedFile":
+        """A new empty staged file for ``key``, journalled as ``writing``; ``base_etag`` is the
+        ETag of the object it replaces (``None``: no object)."""
+        stem = _UNSAFE_NAME.sub("_", key.rstrip("/").rsplit("/", 1)[-1])[:40] or "object"
         try:
-            fd, name = tempfile.mkstemp(prefix=f"{stem}.", suffix=".staged", dir=self.directory)
+            fd, name = tempfile.mkstemp(prefix=f"{stem}.", suffix=DATA_SUFFIX, dir=self.directory)
         except OSError as error:
             raise _local_error(error, f"staging directory {self.directory}") from error
-        log.debug("staging %r in %s", label, name)
-        return StagedFile(self, Path(name), fd, label)
+        staged = StagedFile(self, Path(name), fd, key, Record(self.bucket, key, base_etag))
+        try:
+            staged.journal()
+        except BaseException:
+            staged.discard(force=True)
+            raise
+        log.debug("staging %r in %s", key, name)
+        return staged
 
 
 class StagedFile:
@@ -93,10 +120,13 @@ class StagedFile:
     closed descriptor number is never used again by a late reader.
     """
 
-    def __init__(self, area: StagingArea, path: Path, fd: int, label: str) -> None:
+    def __init__(self, area: StagingArea, path: Path, fd: int, label: str, record: Record) -> None:
         self.path = path
         self.label = label
+        self.record_path = journal.record_path(path)
         self._area = area
+        self._record = record  # guarded by self._journal_lock
+        self._journal_lock = threading.Lock()
         self._cond = threading.Condition(threading.Lock())
         self._fd: Optional[int] = fd  # guarded by self._cond
         self._size = 0  # guarded by self._cond
@@ -113,6 +143,24 @@ class StagedFile:
     def kept(self) -> bool:
         with self._cond:
             return self._kept
+
+    @property
+    def record(self) -> Record:
+        """A copy of the journal record."""
+        with self._journal_lock:
+            return dataclasses.replace(self._record, meta=dict(self._record.meta))
+
+    def journal(self, **changes: Any) -> None:
+        """Change fields of the journal record and write it (only when something changed)."""
+        with self._journal_lock:
+            updated = dataclasses.replace(self._record, **changes)
+            if updated == self._record and self.record_path.exists():
+                return
+            try:
+                journal.write_record(self.record_path, updated)
+            except OSError as error:
+                raise _local_error(error, f"journal record {self.record_path} of {self.label!r}") from error
+            self._record = updated
 
     def write(self, offset: int, data: bytes) -> int:
         """Write ``data`` at ``offset``; a gap after the current end becomes a sparse hole."""
@@ -171,7 +219,9 @@ class StagedFile:
         return total
 
     def keep(self) -> Path:
-        """Keep the file after an upload failed: ``discard()`` will no longer delete it."""
+        """Keep the file after an upload failed: ``discard()`` will no longer delete it, and
+        its journal record says ``failed``, so the next mount tries to store it again."""
+        self.journal(state=journal.FAILED)
         with self._alone() as fd:
             self._io(os.fsync, self._check_open(fd))
             with self._cond:
@@ -182,8 +232,8 @@ class StagedFile:
         return self.path
 
     def discard(self, force: bool = False) -> None:
-        """Close the file and delete it, unless kept; ``force`` deletes a kept file too (its
-        data was stored by a later upload). Discarding twice does nothing."""
+        """Close the file and delete it with its record, unless kept; ``force`` deletes a kept
+        file too (its data was stored by a later upload). Discarding twice does nothing."""
         with self._alone() as fd:
             if fd is None:
                 return
@@ -193,6 +243,7 @@ class StagedFile:
             os.close(fd)
         if force or not kept:
             self.path.unlink(missing_ok=True)
+            self.record_path.unlink(missing_ok=True)
             if kept:
                 log.info("data of %r kept in %s is now stored; deleted it", self.label, self.path)
 

@@ -14,7 +14,7 @@ import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
-from typing import List, Optional, Protocol, Tuple
+from typing import Callable, List, Optional, Protocol, Tuple
 
 from cosfs.store.interface import Metadata, ObjectInfo, PartInfo, Store, UploadSession, plan_parts
 from cosfs.wire.errors import ConfigError, CosError, CosfsError
@@ -95,9 +95,10 @@ class MultipartUpload:
             log.warning("completing upload of %r failed (%s); trying once more", self.session.key, error)
             return self.session.complete(parts)
 
-    def abort(self) -> None:
+    def abort(self) -> bool:
         """Stop queued parts, wait for running ones, and discard the upload; the object is left
-        as it was. A failing abort is logged, never raised: the caller has a better error."""
+        as it was. A failing abort is logged, never raised (the caller has a better error);
+        returns whether COS confirmed it."""
         with self._lock:
             futures = list(self._futures)
         for future in futures:
@@ -105,10 +106,12 @@ class MultipartUpload:
         wait(futures)
         try:
             self.session.abort()
+            return True
         except Exception as error:
-            log.warning("could not abort upload %s of %r (%s); COS keeps its parts until the "
-                        "bucket's lifecycle rule removes them", self.session.upload_id,
+            log.warning("could not abort upload %s of %r (%s); COS keeps its parts until the next mount "
+                        "or cosfs recover aborts it, or a lifecycle rule removes them", self.session.upload_id,
                         self.session.key, error)
+            return False
 
     def _put(self, number: int, start: int, end: int) -> PartInfo:
         return self.session.put_part(number, self._source.read_range(start, end))
@@ -151,9 +154,14 @@ class Uploader:
             self._executor.shutdown(wait=True)
 
     def upload(self, key: str, staged: ByteSource, meta: Optional[Metadata] = None,
-               content_type: Optional[str] = None) -> ObjectInfo:
+               content_type: Optional[str] = None,
+               on_session: Optional[Callable[[Optional[str]], None]] = None) -> ObjectInfo:
         """Store bytes [0, staged.size) as ``key``. On failure the previous object is
-        untouched, the error is raised, and ``staged`` is left as it was."""
+        untouched, the error is raised, and ``staged`` is left as it was.
+
+        ``on_session`` hears the upload id as soon as a multipart session is begun, and
+        ``None`` once it is completed or aborted, so a journal can name every session a crash
+        might leave behind."""
         size = staged.size
         started = time.monotonic()
         limits = self._store.limits
@@ -163,7 +171,7 @@ class Uploader:
                     info = self._store.put_object(key, staged.read_range(0, size), meta, content_type)
                 parts = 1
             else:
-                info, parts = self._multipart(key, staged, size, meta, content_type)
+                info, parts = self._multipart(key, staged, size, meta, content_type, on_session)
         except BaseException as error:
             log.warning("upload of %r (%d bytes) failed after %.1f s: %s",
                         key, size, time.monotonic() - started, error)
@@ -172,12 +180,15 @@ class Uploader:
         return info
 
     def _multipart(self, key: str, staged: ByteSource, size: int, meta: Optional[Metadata],
-                   content_type: Optional[str]) -> Tuple[ObjectInfo, int]:
+                   content_type: Optional[str], on_session: Optional[Callable[[Optional[str]], None]]
+                   ) -> Tuple[ObjectInfo, int]:
         limits = self._store.limits
         plan = plan_parts(size, limits, self.policy.part_size)
         session = self._store.begin_upload(key, size, meta, content_type, plan.part_size)
         upload = MultipartUpload(session, staged, self._executor, self._slots)
+        announce = on_session or (lambda _upload_id: None)
         try:
+            announce(session.upload_id)
             part_size = session.part_size or plan.part_size
             count = -(-size // part_size)
             if count > limits.max_parts:
@@ -185,7 +196,10 @@ class Uploader:
                                  f"than the {limits.max_parts} COS allows", errno.EFBIG)
             for index in range(count):
                 upload.send(index + 1, index * part_size, min(size, (index + 1) * part_size))
-            return upload.finish(), count
+            info = upload.finish()
         except BaseException:
-            upload.abort()
+            if upload.abort():
+                announce(None)  # else the journal keeps the id: the next mount aborts it
             raise
+        announce(None)
+        return info, count

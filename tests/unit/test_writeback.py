@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import logging
 import os
+import shutil
 import random
 import stat
 import threading
@@ -365,7 +366,7 @@ def test_bad_policy_is_refused():
 
 def test_disk_errors_become_cosfs_errors_with_their_errno(tmp_path):
     area = StagingArea(tmp_path / "staging", min_free_bytes=0)
-    os.rmdir(area.directory)
+    shutil.rmtree(area.directory)
     with pytest.raises(CosfsError) as caught:
         area.create("k")
     assert caught.value.errno == errno.ENOENT and str(area.directory) in str(caught.value)

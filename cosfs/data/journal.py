@@ -1,0 +1,174 @@
+"""The journal of staged data: what each staging file holds and what must become of it.
+
+Every staging file (``NAME.staged``) has a small record beside it (``NAME.record``, JSON)
+naming the bucket and key it belongs to, the object's ETag when the staged copy was taken
+(``base_etag``; ``None`` when there was no object), the metadata to store it with, the
+upload session begun for it, and its state:
+
+- ``writing``: open and being changed; the data is not a complete version yet;
+- ``closed``: the writer is done; the data is a complete version waiting to be stored;
+- ``failed``: storing a complete version failed; the data waits for the next try;
+- ``stored``: COS holds exactly this data; the file is only a local copy;
+- ``unlinked``: the path was deleted while open; the data is worth nothing.
+
+Records are written (temporary file, then rename) before the data they describe is
+acknowledged, so after a crash of cosfs every staging file says what it is; the next
+mount, or ``cosfs recover``, resolves them (``cosfs.data.recovery``). A mount keeps its
+files in its own directory, locked for its lifetime: a directory whose lock can be taken
+belongs to a cosfs that is gone.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import fcntl
+import json
+import logging
+import os
+import secrets
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Dict, Iterator, List, Optional, Tuple
+
+log = logging.getLogger(__name__)
+
+DATA_SUFFIX = ".staged"
+RECORD_SUFFIX = ".record"
+LOCK_NAME = "lock"
+INSTANCE_PREFIX = "mount-"
+
+WRITING = "writing"
+CLOSED = "closed"
+FAILED = "failed"
+STORED = "stored"
+UNLINKED = "unlinked"
+STATES = (WRITING, CLOSED, FAILED, STORED, UNLINKED)
+
+
+@dataclass
+class Record:
+    """What one staging file holds (see the module docstring for the states)."""
+
+    bucket: str
+    key: str
+    base_etag: Optional[str]
+    state: str = WRITING
+    meta: Dict[str, str] = field(default_factory=dict)
+    content_type: Optional[str] = None
+    upload_id: Optional[str] = None
+    #: When the current upload began (wall clock): uploads of the key that COS holds and
+    #: that began after it are ours, even if the crash came before ``upload_id`` was written.
+    upload_started: Optional[float] = None
+    created: float = field(default_factory=time.time)
+
+    def __post_init__(self) -> None:
+        if self.state not in STATES:
+            raise ValueError(f"unknown staging state {self.state!r}")
+
+
+def write_record(path: Path, record: Record) -> None:
+    """Replace the record at ``path`` in one step (a crash leaves the old or the new one)."""
+    temporary = path.with_name(path.name + ".tmp")
+    data = json.dumps(dataclasses.asdict(record), sort_keys=True).encode("utf-8")
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.write(fd, data)
+    finally:
+        os.close(fd)
+    os.replace(temporary, path)
+
+
+def read_record(path: Path) -> Record:
+    """The record at ``path``; ``ValueError`` when it is not one (truncated, edited, foreign)."""
+    try:
+        fields = json.loads(path.read_text(encoding="utf-8"))
+        return Record(**fields)
+    except (OSError, TypeError, json.JSONDecodeError) as error:
+        raise ValueError(f"{path} is not a cosfs staging record: {error}") from None
+
+
+def data_path(record_path: Path) -> Path:
+    return record_path.with_name(record_path.name[: -len(RECORD_SUFFIX)] + DATA_SUFFIX)
+
+
+def record_path(data_file: Path) -> Path:
+    return data_file.with_name(data_file.name[: -len(DATA_SUFFIX)] + RECORD_SUFFIX)
+
+
+class InstanceDirectory:
+    """This mount's own staging directory under the bucket's, locked while the mount lives."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.path = root / f"{INSTANCE_PREFIX}{os.getpid()}-{secrets.token_hex(4)}"
+        self.path.mkdir(mode=0o700)
+        self._lock_fd: Optional[int] = _take_lock(self.path)
+        if self._lock_fd is None:
+            raise OSError(f"cannot lock the new staging directory {self.path}")
+
+    def close(self) -> None:
+        """Release the lock and remove the directory if nothing is left in it."""
+        if self._lock_fd is None:
+            return
+        leftover = [p for p in self.path.iterdir() if p.name != LOCK_NAME]
+        if not leftover:
+            (self.path / LOCK_NAME).unlink(missing_ok=True)
+            _remove_empty(self.path)
+        os.close(self._lock_fd)
+        self._lock_fd = None
+
+
+class AbandonedDirectory:
+    """The staging directory of a cosfs that is gone, locked by us while we resolve it."""
+
+    def __init__(self, path: Path, lock_fd: int) -> None:
+        self.path = path
+        self._lock_fd = lock_fd
+
+    def entries(self) -> Tuple[List[Path], List[Path]]:
+        """``(records, data files without a record)``."""
+        records = sorted(self.path.glob("*" + RECORD_SUFFIX))
+        covered = {data_path(record) for record in records}
+        orphans = sorted(p for p in self.path.glob("*" + DATA_SUFFIX) if p not in covered)
+        return records, orphans
+
+    def close(self) -> None:
+        """Unlock; remove the directory when every file in it was resolved."""
+        for temporary in self.path.glob("*.tmp"):
+            temporary.unlink(missing_ok=True)  # a record half-written when cosfs died
+        leftover = [p for p in self.path.iterdir() if p.name != LOCK_NAME]
+        if not leftover:
+            (self.path / LOCK_NAME).unlink(missing_ok=True)
+            _remove_empty(self.path)
+        os.close(self._lock_fd)
+
+
+def abandoned_directories(root: Path) -> Iterator[AbandonedDirectory]:
+    """The staging directories under ``root`` whose mount is gone, each locked for the caller."""
+    if not root.is_dir():
+        return
+    for path in sorted(root.glob(INSTANCE_PREFIX + "*")):
+        if not path.is_dir():
+            continue
+        fd = _take_lock(path)
+        if fd is not None:
+            yield AbandonedDirectory(path, fd)
+
+
+def _take_lock(directory: Path) -> Optional[int]:
+    """An exclusive lock on ``directory/lock`` (created if needed), or ``None`` if held."""
+    fd = os.open(directory / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        return None
+    return fd
+
+
+def _remove_empty(directory: Path) -> None:
+    try:
+        directory.rmdir()
+    except OSError as error:
+        log.debug("kept %s: %s", directory, error)
