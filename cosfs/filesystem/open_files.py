@@ -1,14 +1,31 @@
-"""Open files: one ``FileNode`` per path shared by all its handles, staged writes, upload on flush.
+"""Open files: one ``FileNode`` per path shared by all its handles, staged writes, uploads.
 
-The contract (SEMANTICS.md): ``close()`` and ``fsync()`` return only after the data is in
-COS, or return the error with the data kept in the staging area and a log line naming the
-file; an existing object is never deleted or truncated before its replacement is complete
-(a PUT or a completed multipart upload replaces it in one step); reading a file open for
-writing sees what was written; the size is right as soon as ``close()`` returns.
+The write contract (SEMANTICS.md), enforced here and nowhere else:
 
-All handles of one path share a node, so two writers see each other's data and the last
-flush uploads both. A new file lives only here until its first flush: a failed upload
-leaves no empty object behind (COSFS creates one at open).
+- ``close()`` and ``fsync()`` return only after the data is in COS, or return the error
+  with the data kept in the staging area (and its journal record), named in the log.
+- An existing object is never deleted or truncated before its replacement is complete: a
+  PUT or a completed multipart upload replaces it in one step, and an upload only ever
+  sends a complete version of the file.
+- A file whose write, truncate or staging failed is *poisoned*: every later flush, fsync
+  and close of it returns that error and uploads nothing, until it is truncated to zero
+  on purpose (``O_TRUNC``, ``truncate(0)``), which starts a new version. COS keeps the old
+  object; the incomplete local data is discarded at the last close, with a log line.
+- A flush (a ``close()`` of one descriptor) uploads only when the handle it closes changed
+  the file since the last successful upload, and only when the closing process is the one
+  that opened it: a child that inherited the descriptor (``(cmd1; cmd2) > f``) closes its
+  copy without an upload, and the opener's close, or the last close of all, uploads once.
+  A read-only handle's close never uploads.
+- A file that is empty because it was just created or truncated to zero, with nothing
+  written since, is not published by a flush: the shell's ``> f`` then ``dup2`` then
+  ``close`` would otherwise store an empty object ahead of the data. The empty version
+  reaches COS with the last close if nothing is ever written.
+- A new file lives only here until its first upload: a failed upload leaves no empty
+  object behind (COSFS creates one at open), and the name leaves the directory at once.
+
+Versions: every change made through a handle bumps ``FileNode.version`` and stamps the
+handle; ``stored_version`` is the version COS holds. So "this handle changed something not
+yet stored" is ``handle.last_change > node.stored_version``.
 
 Locks: ``OpenFiles._lock`` (the table) is held only briefly and never while waiting for a
 ``FileNode.lock``, so a thread holding a node's lock may take the table lock; never two node
@@ -24,9 +41,12 @@ import logging
 import mimetypes
 import os
 import threading
+import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Callable, Dict, Iterator, List, Optional
 
+from cosfs.data import journal
 from cosfs.data.reader import ObjectReader
 from cosfs.data.staging import StagedFile, StagingArea
 from cosfs.data.uploader import Uploader
@@ -53,13 +73,23 @@ class FileNode:
         self.exists_remotely = exists_remotely  # guarded by self.lock
         self.staged: Optional[StagedFile] = None  # guarded by self.lock
         self.reader: Optional[ObjectReader] = None  # guarded by self.lock
-        self.dirty = not exists_remotely  # guarded by self.lock
+        #: Changes made here (a new file's creation is one); COS holds ``stored_version``.
+        self.version = 0 if exists_remotely else 1  # guarded by self.lock
+        self.stored_version = 0  # guarded by self.lock
+        #: Just created or truncated to zero, nothing written since (not published by a flush).
+        self.emptied = not exists_remotely  # guarded by self.lock
         self.unlinked = False  # guarded by self.lock
         self.failed = False  # guarded by self.lock: the last upload failed, data kept
+        self.poisoned: Optional[CosfsError] = None  # guarded by self.lock: a write failed
 
     @property
     def size(self) -> int:
         return self.staged.size if self.staged is not None else self.attr.size
+
+    @property
+    def dirty(self) -> bool:
+        """Whether the file holds changes COS does not have."""
+        return self.version > self.stored_version
 
     @property
     def visible(self) -> bool:
@@ -72,6 +102,10 @@ class FileNode:
 class Handle:
     node: FileNode
     append: bool
+    #: The process that opened it (``None``: cosfs itself, or unknown).
+    owner: Optional[int] = None
+    #: The node version of this handle's latest change (0: it changed nothing).
+    last_change: int = 0
 
 
 class OpenFiles:
@@ -103,14 +137,14 @@ class OpenFiles:
         with self._lock:
             return self._nodes.get(path)
 
-    def _attach(self, path: str, make: Callable[[], FileNode], append: bool) -> int:
+    def _attach(self, path: str, make: Callable[[], FileNode], append: bool, owner: Optional[int]) -> int:
         with self._lock:
             node = self._nodes.get(path)
             if node is None:
                 node = self._nodes[path] = make()
             node.refs += 1
             fh = next(self._ids)
-            self._handles[fh] = Handle(node, append)
+            self._handles[fh] = Handle(node, append, owner)
         return fh
 
     def only_holder(self, fh: int) -> bool:
@@ -125,16 +159,21 @@ class OpenFiles:
             raise CosfsError(f"no open file with handle {fh}", errno.EBADF)
         return found
 
-    def open(self, path: str, attr: Attr, flags: int) -> int:
-        """Open an existing file; ``O_TRUNC`` empties it (uploaded at flush)."""
+    def open(self, path: str, attr: Attr, flags: int, owner: Optional[int] = None) -> int:
+        """Open an existing file; ``O_TRUNC`` empties it (published with the new data, or
+        at the last close if nothing is written)."""
         key = self.lookup.mapper.file_key(path)
-        fh = self._attach(path, lambda: FileNode(path, key, attr, True), bool(flags & os.O_APPEND))
+        fh = self._attach(path, lambda: FileNode(path, key, attr, True), bool(flags & os.O_APPEND), owner)
         if flags & os.O_TRUNC:
-            self.truncate_node(self.handle(fh).node, 0)
+            try:
+                self.truncate(fh, 0)
+            except BaseException:
+                self.release(fh)
+                raise
         return fh
 
-    def create(self, path: str, attr: Attr) -> int:
-        """A new file that exists only here until its first flush."""
+    def create(self, path: str, attr: Attr, owner: Optional[int] = None) -> int:
+        """A new file that exists only here until it is first uploaded."""
         key = self.lookup.mapper.file_key(path)
         content_type = mimetypes.guess_type(path)[0] or "application/octet-stream"
         attr = dataclasses.replace(attr, content_type=content_type)
@@ -144,7 +183,10 @@ class OpenFiles:
             node.staged = self.staging.create(key)
             return node
 
-        fh = self._attach(path, make, False)
+        fh = self._attach(path, make, False, owner)
+        handle = self.handle(fh)
+        with handle.node.lock:
+            handle.last_change = handle.node.version
         self.lookup.added(path, attr)
         return fh
 
@@ -171,37 +213,59 @@ class OpenFiles:
         handle = self.handle(fh)
         node = handle.node
         with node.lock:
-            staged = self._ensure_staged(node)
-            if handle.append:
-                offset = staged.size
-            written = staged.write(offset, data)
-            self._touch(node)
+            with _poisoned_on_failure(node):
+                staged = self._ensure_staged(node)
+                if handle.append:
+                    offset = staged.size
+                written = staged.write(offset, data)
+            node.emptied = False
+            self._changed(node, handle)
         return written
 
-    def truncate_node(self, node: FileNode, length: int) -> None:
+    def truncate(self, fh: int, length: int) -> None:
+        """Cut or extend the file open as ``fh``; truncating to zero starts a new version
+        (and so lifts a failed write's poison)."""
+        handle = self.handle(fh)
+        node = handle.node
         with node.lock:
-            if length == 0 and node.staged is None:
-                node.staged = self.staging.create(node.key)
-            staged = self._ensure_staged(node)
-            staged.truncate(length)
-            self._touch(node)
+            with _poisoned_on_failure(node):
+                if length == 0 and node.staged is None:
+                    node.staged = self.staging.create(node.key, self._base_etag(node))
+                staged = self._ensure_staged(node)
+                staged.truncate(length)
+            if length == 0:
+                node.poisoned = None
+                node.emptied = True
+            else:
+                node.emptied = False
+            self._changed(node, handle)
 
-    def _touch(self, node: FileNode) -> None:
-        node.dirty = True
+    def _changed(self, node: FileNode, handle: Optional[Handle]) -> None:
+        """Under the node's lock: a change was made (through ``handle``, if any)."""
+        node.version += 1
+        if handle is not None:
+            handle.last_change = node.version
         node.reader = None
         node.attr = dataclasses.replace(node.attr, mtime_ns=int(self.clock() * 1e9), size=node.size)
+        if node.staged is not None and node.staged.record.state != journal.WRITING:
+            node.staged.journal(state=journal.WRITING)
+
+    @staticmethod
+    def _base_etag(node: FileNode) -> Optional[str]:
+        """The ETag of the object a staged copy of ``node`` replaces (``None``: no object)."""
+        return (node.attr.etag or "") if node.exists_remotely else None
 
     def _ensure_staged(self, node: FileNode) -> StagedFile:
         """The node's staging file, filled with the object's bytes the first time."""
         if node.staged is not None:
             return node.staged
-        staged = self.staging.create(node.key)
+        staged = self.staging.create(node.key, self._base_etag(node))
         try:
             if node.exists_remotely and node.attr.size:
                 self.staging.check_space(node.attr.size)
                 staged.fill(self._download(node.key, node.attr.size))
         except BaseException:
-            staged.discard()
+            staged.discard(force=True)
             raise
         node.staged = staged
         return staged
@@ -225,7 +289,7 @@ class OpenFiles:
         if node is None:
             return None
         with node.lock:
-            if not node.dirty:
+            if not node.dirty or node.poisoned is not None:
                 return None
             node.attr = dataclasses.replace(node.attr, **changes)
             return node.attr
@@ -251,36 +315,76 @@ class OpenFiles:
 
     # --- upload -------------------------------------------------------------------------
 
-    def flush(self, fh: int) -> None:
-        self.flush_node(self.handle(fh).node)
+    def flush(self, fh: int, caller: Optional[int] = None) -> None:
+        """A ``close()`` of one descriptor of ``fh`` by process ``caller`` (see the module
+        docstring for when it uploads); raise if the file is poisoned or the upload fails."""
+        handle = self.handle(fh)
+        node = handle.node
+        with node.lock:
+            self._raise_poison(node)
+            if handle.last_change <= node.stored_version or node.unlinked:
+                return  # this handle changed nothing COS lacks (a reader, say)
+            if caller is not None and handle.owner is not None and caller != handle.owner:
+                log.debug("close of %s by process %s, not its opener %s: upload deferred",
+                          node.path, caller, handle.owner)
+                return
+            if node.emptied:
+                log.debug("%s is empty with nothing written since: upload deferred to the last close", node.path)
+                return
+            self._store(node)
+
+    def fsync(self, fh: int) -> None:
+        """Store the file's changes now, whoever made them; raise if it cannot be done."""
+        node = self.handle(fh).node
+        with node.lock:
+            self._raise_poison(node)
+            if node.dirty and not node.unlinked:
+                self._store(node)
 
     def flush_node(self, node: FileNode) -> None:
-        """Upload the node's data if it changed; raise (data kept) if the upload fails."""
+        """Store what is pending before the path changes (rename); a poisoned file's data
+        is not a version to store, so it is left out (COS keeps the old object)."""
         with node.lock:
-            if not node.dirty or node.unlinked:
-                return
-            staged = self._ensure_staged(node)
-            attr = node.attr
-            meta = meta_for(attr.mode, attr.uid, attr.gid, attr.mtime_ns, base=attr.meta)
-            try:
-                info = self.uploader.upload(node.key, staged, meta, attr.content_type)
-            except CosfsError as error:
-                node.failed = True
-                log.error("upload of %s failed: %s; its data is kept in %s", node.path, error, staged.path)
-                if not node.exists_remotely:
-                    self.lookup.removed(node.path)  # never stored: it leaves the namespace now
-                raise
-            was_new = not node.exists_remotely
-            node.dirty = node.failed = False
-            node.exists_remotely = True
-            node.attr = dataclasses.replace(attr, size=staged.size, etag=info.etag, meta=meta)
-            if was_new:
-                self.lookup.added(node.path, node.attr)
-            else:
-                self.lookup.learn(node.path, node.attr)
+            if node.dirty and not node.unlinked and node.poisoned is None:
+                self._store(node)
+
+    @staticmethod
+    def _raise_poison(node: FileNode) -> None:
+        if node.poisoned is not None:
+            raise CosfsError(f"{node.path}: an earlier write failed ({node.poisoned.message}); nothing was "
+                             "stored and COS keeps the previous version", node.poisoned.errno)
+
+    def _store(self, node: FileNode) -> None:
+        """Under the node's lock: upload its current version; raise (data kept) on failure."""
+        staged = self._ensure_staged(node)
+        attr = node.attr
+        version = node.version
+        meta = meta_for(attr.mode, attr.uid, attr.gid, attr.mtime_ns, base=attr.meta)
+        staged.journal(state=journal.CLOSED, meta=dict(meta), content_type=attr.content_type,
+                       upload_started=time.time())
+        try:
+            info = self.uploader.upload(node.key, staged, meta, attr.content_type,
+                                        on_session=lambda upload_id: staged.journal(upload_id=upload_id))
+        except CosfsError as error:
+            node.failed = True
+            staged.journal(state=journal.FAILED)
+            log.error("upload of %s failed: %s; its data is kept in %s", node.path, error, staged.path)
+            if not node.exists_remotely:
+                self.lookup.removed(node.path)  # never stored: it leaves the namespace now
+            raise
+        was_new = not node.exists_remotely
+        node.stored_version = version
+        node.failed = False
+        node.exists_remotely = True
+        node.attr = dataclasses.replace(attr, size=staged.size, etag=info.etag, meta=meta)
+        staged.journal(state=journal.STORED, base_etag=info.etag or "", upload_started=None)
+        if was_new:
+            self.lookup.added(node.path, node.attr)
+        else:
+            self.lookup.learn(node.path, node.attr)
 
     def release(self, fh: int) -> None:
-        """Close a handle; the last one uploads what is still dirty and frees the node."""
+        """Close a handle; the last one stores what is still pending and frees the node."""
         with self._lock:
             handle = self._handles.pop(fh, None)
             if handle is None:
@@ -294,20 +398,34 @@ class OpenFiles:
             with self._lock:
                 if node.refs:  # reopened (a truncate, another open) while we waited: theirs now
                     return
-            if node.dirty and not node.unlinked and not node.failed:
-                try:
-                    self.flush_node(node)
-                except CosfsError:
-                    pass  # logged by flush_node with the staging path
-            keep = node.dirty and not node.unlinked
-            if node.staged is not None:
-                if keep:
-                    log.error("%s was closed without being stored; data kept in %s", node.path, node.staged.keep())
-                node.staged.discard()  # closes the file; a kept file stays on disk
-                node.staged = None
+            self._settle(node)
         with self._lock:
             if node.refs == 0 and self._nodes.get(node.path) is node:
                 del self._nodes[node.path]
+
+    def _settle(self, node: FileNode) -> None:
+        """Under the node's lock, when no handle is left: store what is pending (a deferred
+        close), then free the staging file, or keep it when its data is not in COS."""
+        if node.poisoned is not None:
+            if node.staged is not None:
+                log.warning("discarding the incomplete data of %s (a write failed: %s); COS keeps its "
+                            "previous version", node.path, node.poisoned.message)
+                node.staged.discard(force=True)
+                node.staged = None
+            if not node.exists_remotely and not node.unlinked:
+                self.lookup.removed(node.path)  # never stored: the name goes
+            return
+        if node.dirty and not node.unlinked and not node.failed:
+            try:
+                self._store(node)
+            except CosfsError:
+                pass  # logged by _store with the staging path
+        if node.staged is not None:
+            if node.dirty and not node.unlinked:
+                log.error("%s was closed without being stored; its data is kept in %s for the next mount "
+                          "(or cosfs recover) to store", node.path, node.staged.keep())
+            node.staged.discard()  # closes the file; a kept file stays on disk
+            node.staged = None
 
     def flush_under(self, dir_path: str) -> None:
         """Upload every dirty file below ``dir_path`` (before the directory is renamed)."""
@@ -317,16 +435,21 @@ class OpenFiles:
         for node in nodes:
             self.flush_node(node)
 
-    def flush_all(self) -> List[str]:
-        """Upload every dirty file (at unmount); returns the paths that could not be stored."""
+    def close_all(self) -> List[str]:
+        """At unmount: store every pending file and free the staging files of those stored,
+        whether or not the kernel released them; returns the paths that could not be stored
+        (their data stays in the staging area, journalled for the next mount)."""
         with self._lock:
             nodes = list(self._nodes.values())
         failed = []
         for node in nodes:
-            try:
-                self.flush_node(node)
-            except CosfsError:
-                failed.append(node.path)
+            with node.lock:
+                if node.poisoned is None and node.dirty and not node.unlinked:
+                    try:
+                        self._store(node)
+                    except CosfsError:
+                        failed.append(node.path)
+                self._settle(node)
         return failed
 
     # --- namespace changes of open files ------------------------------------------------
@@ -334,11 +457,17 @@ class OpenFiles:
     def moved(self, old: str, new: str) -> None:
         """``old`` (a file or a directory) was renamed to ``new``: open nodes follow it."""
         with self._lock:
+            moved = []
             for path in [p for p in self._nodes if p == old or p.startswith(old.rstrip("/") + "/")]:
                 node = self._nodes.pop(path)
                 node.path = new + path[len(old):]
                 node.key = self.lookup.mapper.file_key(node.path)
                 self._nodes[node.path] = node
+                moved.append(node)
+        for node in moved:
+            with node.lock:
+                if node.staged is not None:
+                    node.staged.journal(key=node.key)
 
     def unlinked(self, path: str) -> None:
         """``path`` was deleted: open handles keep reading staged data, nothing is uploaded."""
@@ -347,6 +476,20 @@ class OpenFiles:
             return
         with node.lock:
             node.unlinked = True
+            if node.staged is not None:
+                node.staged.journal(state=journal.UNLINKED)
         with self._lock:
             if self._nodes.get(path) is node:
                 del self._nodes[path]
+
+
+@contextmanager
+def _poisoned_on_failure(node: FileNode) -> Iterator[None]:
+    """Under the node's lock: mark ``node`` poisoned when the staging work inside fails."""
+    try:
+        yield
+    except CosfsError as error:
+        node.poisoned = error
+        log.warning("a write to %s failed (%s): until it is truncated to zero, its closes report "
+                    "the error and store nothing", node.path, error.message)
+        raise

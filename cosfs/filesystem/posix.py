@@ -208,25 +208,27 @@ class CosFilesystem:
 
     # --- files --------------------------------------------------------------------------
 
-    def create(self, path: str, mode: int, uid: int, gid: int) -> int:
+    def create(self, path: str, mode: int, uid: int, gid: int, owner: Optional[int] = None) -> int:
+        """Create and open ``path``; ``owner`` is the calling process (see ``flush``)."""
         self._writable(path)
         self._parent_dir(path)
         existing = self._find(path)
         if existing is not None:
             if existing.kind == "dir":
                 raise error(path, "is a directory", errno.EISDIR)
-            return self.open(path, os.O_WRONLY | os.O_TRUNC)
+            return self.open(path, os.O_WRONLY | os.O_TRUNC, owner)
         attr = Attr(kind="file", mode=stat.S_IFREG | (mode & 0o7777), uid=uid, gid=gid, size=0,
                     mtime_ns=self._now_ns(), meta={})
-        return self.files.create(path, attr)
+        return self.files.create(path, attr, owner)
 
-    def open(self, path: str, flags: int) -> int:
+    def open(self, path: str, flags: int, owner: Optional[int] = None) -> int:
+        """Open ``path``; ``owner`` is the calling process (see ``flush``)."""
         attr = self.getattr(path)
         if attr.kind == "dir":
             raise error(path, "is a directory", errno.EISDIR)
         if flags & os.O_ACCMODE and self.read_only:
             raise error(path, "read-only mount", errno.EROFS)
-        return self.files.open(path, attr, flags)
+        return self.files.open(path, attr, flags, owner)
 
     def read(self, fh: int, size: int, offset: int) -> bytes:
         return self.files.read(fh, size, offset)
@@ -243,18 +245,25 @@ class CosFilesystem:
             raise error(path, "is a directory", errno.EISDIR)
         fh = self.files.open(path, attr, os.O_WRONLY)
         try:
-            node = self.files.handle(fh).node
-            self.files.truncate_node(node, length)
+            self.files.truncate(fh, length)
             if self.files.only_holder(fh):
                 self.files.flush(fh)
         finally:
             self.files.release(fh)
 
-    def flush(self, fh: int) -> None:
-        self.files.flush(fh)
+    def ftruncate(self, fh: int, length: int) -> None:
+        """Truncate through an open handle (``ftruncate``, ``O_TRUNC`` handled at open)."""
+        self._writable(self.files.handle(fh).node.path)
+        self.files.truncate(fh, length)
+
+    def flush(self, fh: int, caller: Optional[int] = None) -> None:
+        """A ``close()`` of a descriptor of ``fh`` by process ``caller``: uploads what that
+        handle changed, unless another process opened it (the opener's close, or the last
+        close, uploads) or the file is empty with nothing written since."""
+        self.files.flush(fh, caller)
 
     def fsync(self, fh: int) -> None:
-        self.files.flush(fh)
+        self.files.fsync(fh)
 
     def release(self, fh: int) -> None:
         self.files.release(fh)

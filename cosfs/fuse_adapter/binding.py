@@ -45,7 +45,23 @@ try:
 except metadata.PackageNotFoundError:
     BINDING_VERSION = ""
 
-FUSE = _binding.FUSE
+
+
+class _HandleKeepingFUSE(_binding.FUSE):
+    """mfusepy's ``FUSE`` with ``ftruncate`` keeping its file handle on libfuse 3.
+
+    mfusepy 3.1's ``truncate_fuse_3`` drops the file info, so ``ftruncate(fd)`` arrives as a
+    truncate by path; cosfs must know which handle changed a file (the close of that handle
+    uploads it), as it does under libfuse 2, where mfusepy passes the handle.
+    """
+
+    def truncate_fuse_3(self, path, length, fip):  # noqa: ANN001 (mfusepy's signature)
+        fh = fip.contents.fh if fip else None
+        return self.operations.truncate(None if path is None else path.decode(self.encoding, self.errors),
+                                        length, fh)
+
+
+FUSE = _HandleKeepingFUSE if BINDING == "mfusepy" else _binding.FUSE
 Operations = _binding.Operations
 FuseOSError = _binding.FuseOSError
 fuse_get_context = _binding.fuse_get_context

@@ -47,6 +47,25 @@ def _caller() -> "tuple[int, int]":
     return uid, gid
 
 
+def _process() -> Optional[int]:
+    """The process (thread group) making the current request, or ``None`` if unknown.
+
+    The kernel passes the calling *thread's* id; threads of one program must count as one
+    process, or a program that opens a file in one thread and closes it in another would
+    have its close taken for a child's (``OpenFiles.flush``)."""
+    _, _, pid = binding.fuse_get_context()
+    if not pid:
+        return None
+    try:
+        with open(f"/proc/{pid}/status", "rb") as status:
+            for line in status:
+                if line.startswith(b"Tgid:"):
+                    return int(line.split()[1])
+    except (OSError, ValueError):
+        pass
+    return pid
+
+
 class CosOperations(binding.Operations):
     """fusepy/mfusepy ``Operations`` for one mounted bucket."""
 
@@ -175,11 +194,11 @@ class CosOperations(binding.Operations):
 
     @translated
     def create(self, path, mode, fi=None):
-        return self.fs.create(path, mode, *_caller())
+        return self.fs.create(path, mode, *_caller(), owner=_process())
 
     @translated
     def open(self, path, flags):
-        return self.fs.open(path, flags)
+        return self.fs.open(path, flags, owner=_process())
 
     @translated
     def read(self, path, size, offset, fh):
@@ -191,12 +210,15 @@ class CosOperations(binding.Operations):
 
     @translated
     def truncate(self, path, length, fh=None):
-        self.fs.truncate(path, length)
+        if fh:
+            self.fs.ftruncate(fh, length)
+        else:
+            self.fs.truncate(path, length)
         return 0
 
     @translated
     def flush(self, path, fh):
-        self.fs.flush(fh)
+        self.fs.flush(fh, _process())
         return 0
 
     @translated

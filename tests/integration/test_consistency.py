@@ -208,7 +208,7 @@ def test_a_name_the_server_refuses_is_gone_at_close_and_its_data_kept(cos, emula
         with pytest.raises(OSError) as missing:
             call(target)
         assert missing.value.errno == errno.ENOENT
-    staged = wait_until(lambda: list((cos.path.parent / "mnt-cache").rglob("refused.txt.*")), what="kept data")
+    staged = wait_until(lambda: list((cos.path.parent / "mnt-cache").rglob("refused.txt.*.staged")), what="kept data")
     assert [path.read_bytes() for path in staged] == [b"precious"]
 
 
