@@ -18,16 +18,19 @@ import sys
 from typing import List, Optional, Tuple
 
 from cosfs import __version__
-from cosfs.command import diagnose, doctor
+from cosfs.command import diagnose, doctor, recover
 from cosfs.command.log import setup_logging
 from cosfs.command.options import Options, options_help, parse_options, split_option_string
 from cosfs.command.store_factory import build_store
+from cosfs.command.write_path import staging_root
+from cosfs.data.recovery import pending
 from cosfs.wire.errors import ConfigError, CosError
 
 log = logging.getLogger("cosfs")
 
 USAGE = ("cosfs BUCKET-APPID[:/prefix] MOUNTPOINT [-o opt[,opt...]] [-f] [-d] [-s]\n"
-         "       cosfs doctor BUCKET-APPID [-o opt[,opt...]] [--write-test]")
+         "       cosfs doctor BUCKET-APPID [-o opt[,opt...]] [--write-test]\n"
+         "       cosfs recover BUCKET-APPID [-o opt[,opt...]] [--list]")
 
 
 class UsageError(Exception):
@@ -109,6 +112,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["doctor"]:
         return doctor.main(argv[1:])
+    if argv[:1] == ["recover"]:
+        return recover.main(argv[1:])
     try:
         args, options = parse_command_line(argv)
     except (UsageError, SystemExit) as exc:
@@ -141,6 +146,7 @@ def mount_command(args: argparse.Namespace, options: Options) -> int:
         line = diagnose.explain(error, bucket, store.location, store.credentials.source, options.connect_timeout)
         print(f"cosfs: {line}", file=sys.stderr)
         return 1
+    recover_abandoned(bucket, options)
     try:
         from cosfs.command import daemon  # loads the FUSE binding and libfuse: fail before daemonizing
     except (ImportError, OSError) as exc:
@@ -152,3 +158,17 @@ def mount_command(args: argparse.Namespace, options: Options) -> int:
               "pass the device (--device /dev/fuse)", file=sys.stderr)
         return 1
     return daemon.run(args, options, bucket, prefix, mountpoint)
+
+
+def recover_abandoned(bucket: str, options: Options) -> None:
+    """Before mounting: store or set aside what a cosfs that stopped left in the staging area,
+    and say so on the terminal (``cosfs recover`` does the same without mounting)."""
+    if not pending(staging_root(options, bucket)):
+        return
+    try:
+        resolutions = recover.recover(build_store(bucket, options), options, bucket)
+    except CosError as error:
+        print(f"cosfs: warning: could not resolve what an earlier cosfs left in the staging area ({error}); "
+              f"run cosfs recover {bucket} later", file=sys.stderr)
+        return
+    recover.report(resolutions, sys.stderr)

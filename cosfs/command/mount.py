@@ -10,12 +10,12 @@ import logging
 import os
 import time
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import Callable, Optional
 
 from cosfs.command.options import Options
+from cosfs.command.write_path import staging_root, upload_policy
 from cosfs.data.staging import StagingArea
-from cosfs.data.uploader import Uploader, UploadPolicy
+from cosfs.data.uploader import Uploader
 from cosfs.filesystem.lookup import Lookup
 from cosfs.filesystem.open_files import OpenFiles
 from cosfs.filesystem.posix import CosFilesystem
@@ -29,13 +29,6 @@ from cosfs.store.interface import Store
 log = logging.getLogger(__name__)
 
 MiB = 1024 * 1024
-
-
-def default_cache_dir() -> Path:
-    if os.geteuid() == 0:
-        return Path("/var/cache/cosfs")
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "cosfs"
 
 
 def build_filesystem(store: Store, options: Options, prefix: str, bucket: str,
@@ -55,14 +48,8 @@ def build_filesystem(store: Store, options: Options, prefix: str, bucket: str,
     stats = StatCache(options.stat_cache_ttl, options.negative_cache_ttl, options.max_stat_cache_size, ttl_clock)
     listings = ListCache(options.list_cache_ttl, clock=ttl_clock)
     lookup = Lookup(store, PathMapper(prefix), stats, listings, defaults, executor, clock)
-    staging_dir = Path(options.cache_dir) if options.cache_dir else default_cache_dir()
-    staging = StagingArea(staging_dir / bucket, options.ensure_diskfree * MiB)
-    policy = UploadPolicy(
-        part_size=options.multipart_size * MiB,
-        multipart_threshold=options.multipart_threshold * MiB,
-        parallel=options.parallel_count,
-    )
-    files = OpenFiles(store, lookup, staging, Uploader(store, policy, executor), clock)
+    staging = StagingArea(staging_root(options, bucket), options.ensure_diskfree * MiB, bucket)
+    files = OpenFiles(store, lookup, staging, Uploader(store, upload_policy(options), executor), clock)
     return CosFilesystem(store, lookup, files, defaults, clock, read_only=options.ro)
 
 
@@ -77,10 +64,11 @@ def run_mount(
     """Mount and serve until unmounted; pending uploads are flushed before returning."""
 
     def unmounting() -> None:
-        failed = fs.files.flush_all()
+        failed = fs.files.close_all()
+        fs.files.staging.close()
         if failed:
-            log.error("unmounting with %d file(s) not stored in COS (kept in the staging area): %s",
-                      len(failed), ", ".join(failed))
+            log.error("unmounting with %d file(s) not stored in COS (kept in the staging area for the next "
+                      "mount or cosfs recover): %s", len(failed), ", ".join(failed))
 
     operations = CosOperations(fs, on_mounted=on_mounted, on_unmount=unmounting)
     extra = {name: (value if value else True) for name, value in options.fuse}
@@ -92,4 +80,7 @@ def run_mount(
         extra=extra,
     )
     log.info("mounting %s on %s with %s", fsname, mountpoint, binding.describe())
-    binding.FUSE(operations, mountpoint, foreground=True, debug=debug, **mount_options)
+    try:
+        binding.FUSE(operations, mountpoint, foreground=True, debug=debug, **mount_options)
+    finally:
+        fs.files.staging.close()  # done by unmounting() already, unless libfuse never started

@@ -1,0 +1,231 @@
+"""Resolve the staged data a cosfs that is gone left behind: store it, or keep it safe.
+
+Run by ``cosfs`` before it mounts a bucket, and by ``cosfs recover``. Every journal record
+(``cosfs.data.journal``) in a staging directory whose mount is gone is resolved once:
+
+- ``stored`` or ``unlinked``: COS already has the data, or nobody wants it: deleted.
+- ``closed`` or ``failed`` (a complete version that was not stored): if the object in COS
+  is still the one that version replaces (same ETag, or still absent), the data is
+  uploaded; if the object changed since, the data goes to lost+found. A transient failure
+  leaves it for the next try; a refusal (a name COS refuses, say) sends it to lost+found.
+- ``writing`` (the file was open for writing when cosfs stopped): the data is not a
+  version anyone finished, so it is never published over COS's copy: lost+found.
+
+Multipart sessions a record names, or that began for its key after its upload started
+(a crash may come before the id was written), are aborted, so COS stops billing their
+parts. Nothing is deleted without a log line; lost+found is
+``cache_dir/lost+found/<time>/<key>``, next to the buckets' staging directories.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, List, Optional
+
+from cosfs.data import journal
+from cosfs.data.journal import AbandonedDirectory, Record
+from cosfs.data.uploader import Uploader
+from cosfs.store.interface import Store
+from cosfs.wire.errors import CosError, CosfsError
+
+log = logging.getLogger(__name__)
+
+UPLOADED = "uploaded"
+LOST_AND_FOUND = "lost+found"
+KEPT = "kept"
+DROPPED = "dropped"
+
+#: Uploads of a key that began this long before a record's upload started are still ours
+#: (COS's clock and ours differ a little).
+CLOCK_MARGIN_NS = 60 * 1_000_000_000
+
+
+@dataclass(frozen=True)
+class Resolution:
+    """What became of one staged file."""
+
+    bucket: str
+    key: str
+    size: int
+    outcome: str
+    reason: str
+    where: Optional[Path] = None
+
+    def describe(self) -> str:
+        """One line for the terminal and the log."""
+        text = f"{self.bucket}/{self.key} ({self.size} bytes): {self.outcome}: {self.reason}"
+        return text + (f"; data in {self.where}" if self.where is not None else "")
+
+
+class _FileSource:
+    """A staged file on disk as the uploader reads it (``ByteSource``)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.size = path.stat().st_size
+
+    def read_range(self, start: int, end: int) -> bytes:
+        with open(self.path, "rb") as handle:
+            handle.seek(start)
+            data = handle.read(end - start)
+        if len(data) != end - start:
+            raise CosfsError(f"staging file {self.path} shrank while it was being stored")
+        return data
+
+
+class Recovery:
+    """Resolves the abandoned staging directories of one bucket (``root``)."""
+
+    def __init__(self, root: Path, store: Store, uploader: Uploader, lost_and_found: Path,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.root = root
+        self.store = store
+        self.uploader = uploader
+        self.lost_and_found = lost_and_found
+        self.clock = clock
+        self._found_dir: Optional[Path] = None
+
+    def run(self) -> List[Resolution]:
+        """Resolve every abandoned directory; returns what became of each file."""
+        resolutions: List[Resolution] = []
+        for directory in journal.abandoned_directories(self.root):
+            try:
+                resolutions.extend(self._resolve_directory(directory))
+            finally:
+                directory.close()
+        for resolution in resolutions:
+            level = logging.INFO if resolution.outcome in (UPLOADED, DROPPED) else logging.WARNING
+            log.log(level, "recovered %s", resolution.describe())
+        return resolutions
+
+    def _resolve_directory(self, directory: AbandonedDirectory) -> List[Resolution]:
+        records, orphans = directory.entries()
+        resolutions = []
+        for record_file in records:
+            data_file = journal.data_path(record_file)
+            try:
+                record = journal.read_record(record_file)
+            except ValueError as error:
+                resolutions.append(self._orphan(data_file, f"its record is unreadable ({error})"))
+                record_file.unlink(missing_ok=True)
+                continue
+            try:
+                resolutions.append(self._resolve(record, record_file, data_file))
+            except CosError as error:
+                size = data_file.stat().st_size if data_file.exists() else 0
+                resolutions.append(Resolution(record.bucket, record.key, size, KEPT,
+                                              f"could not ask COS about it ({error}); the next mount tries again",
+                                              data_file))
+        for data_file in orphans:
+            resolutions.append(self._orphan(data_file, "it has no journal record"))
+        return resolutions
+
+    def _resolve(self, record: Record, record_file: Path, data_file: Path) -> Resolution:
+        size = data_file.stat().st_size if data_file.exists() else 0
+        self._abort_sessions(record)
+        if not data_file.exists():
+            record_file.unlink(missing_ok=True)
+            return Resolution(record.bucket, record.key, 0, DROPPED, "its data file is gone")
+        if record.state in (journal.STORED, journal.UNLINKED):
+            why = "COS already holds it" if record.state == journal.STORED else "it was deleted while open"
+            self._delete(record_file, data_file)
+            return Resolution(record.bucket, record.key, size, DROPPED, why)
+        if record.state == journal.WRITING:
+            return self._to_lost_and_found(record, record_file, data_file, size,
+                                           "it was still open for writing: an unfinished version is never "
+                                           "published over what COS holds")
+        current = self.store.stat(record.key)
+        current_etag = current.etag if current is not None else None
+        if current_etag != record.base_etag:
+            return self._to_lost_and_found(record, record_file, data_file, size,
+                                           "the object changed in COS since this version was written")
+        try:
+            self.uploader.upload(record.key, _FileSource(data_file), record.meta, record.content_type)
+        except CosError as error:
+            if error.transient:
+                return Resolution(record.bucket, record.key, size, KEPT,
+                                  f"storing it failed for now ({error}); the next mount tries again", data_file)
+            return self._to_lost_and_found(record, record_file, data_file, size, f"COS refused it ({error})")
+        self._delete(record_file, data_file)
+        return Resolution(record.bucket, record.key, size, UPLOADED, "stored in COS")
+
+    def _abort_sessions(self, record: Record) -> None:
+        """Abort the multipart sessions the crashed writer began for the record's key."""
+        ours = {record.upload_id} if record.upload_id else set()
+        if record.upload_started is not None:
+            started_ns = int(record.upload_started * 1e9) - CLOCK_MARGIN_NS
+            try:
+                ours.update(upload_id for upload_id, initiated in self.store.unfinished_uploads(record.key)
+                            if initiated >= started_ns)
+            except CosError as error:
+                log.warning("could not list the unfinished uploads of %r: %s", record.key, error)
+        for upload_id in sorted(ours):
+            try:
+                self.store.abort_upload(record.key, upload_id)
+                log.info("aborted the unfinished upload %s of %r", upload_id, record.key)
+            except CosError as error:
+                log.warning("could not abort upload %s of %r (%s); the next recovery tries again",
+                            upload_id, record.key, error)
+
+    def _to_lost_and_found(self, record: Record, record_file: Path, data_file: Path, size: int,
+                           reason: str) -> Resolution:
+        target = self._place(record.key)
+        shutil.move(str(data_file), target)
+        record_file.unlink(missing_ok=True)
+        return Resolution(record.bucket, record.key, size, LOST_AND_FOUND, reason, target)
+
+    def _orphan(self, data_file: Path, reason: str) -> Resolution:
+        bucket = self.root.name
+        if not data_file.exists():
+            return Resolution(bucket, data_file.name, 0, DROPPED, reason)
+        size = data_file.stat().st_size
+        if size == 0:
+            data_file.unlink()
+            return Resolution(bucket, data_file.name, 0, DROPPED, reason + ", and it is empty")
+        target = self._place(f"unknown/{data_file.name}")
+        shutil.move(str(data_file), target)
+        return Resolution(bucket, data_file.name, size, LOST_AND_FOUND, reason, target)
+
+    def _place(self, key: str) -> Path:
+        """A new path for ``key`` in this run's lost+found directory (never outside it)."""
+        if self._found_dir is None:
+            stamp = time.strftime("%Y-%m-%dT%H-%M-%S", time.localtime(self.clock()))
+            self.lost_and_found.mkdir(mode=0o700, parents=True, exist_ok=True)
+            self._found_dir = self.lost_and_found / stamp
+        parts = [part for part in key.split("/") if part not in ("", ".", "..")] or ["object"]
+        target = self._found_dir.joinpath(*parts)
+        target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        candidate, number = target, 1
+        while candidate.exists():
+            candidate = target.with_name(f"{target.name}.{number}")
+            number += 1
+        return candidate
+
+    @staticmethod
+    def _delete(record_file: Path, data_file: Path) -> None:
+        data_file.unlink(missing_ok=True)
+        record_file.unlink(missing_ok=True)
+
+
+def lost_and_found_of(staging_root: Path) -> Path:
+    """``cache_dir/lost+found`` for the staging directory ``cache_dir/BUCKET``."""
+    return staging_root.parent / "lost+found"
+
+
+def pending(root: Path) -> List[Record]:
+    """The records in the abandoned staging directories under ``root``, resolving nothing."""
+    found = []
+    for directory in journal.abandoned_directories(root):
+        try:
+            for record_file in directory.entries()[0]:
+                try:
+                    found.append(journal.read_record(record_file))
+                except ValueError as error:
+                    log.warning("%s", error)
+        finally:
+            directory.close()
+    return found
