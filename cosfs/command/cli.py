@@ -18,7 +18,7 @@ import sys
 from typing import List, Optional, Tuple
 
 from cosfs import __version__
-from cosfs.command import diagnose, doctor
+from cosfs.command import diagnose, doctor, status
 from cosfs.command.log import setup_logging
 from cosfs.command.options import Options, options_help, parse_options, split_option_string
 from cosfs.command.store_factory import build_store
@@ -27,7 +27,8 @@ from cosfs.wire.errors import ConfigError, CosError
 log = logging.getLogger("cosfs")
 
 USAGE = ("cosfs BUCKET-APPID[:/prefix] MOUNTPOINT [-o opt[,opt...]] [-f] [-d] [-s]\n"
-         "       cosfs doctor BUCKET-APPID [-o opt[,opt...]] [--write-test]")
+         "       cosfs doctor BUCKET-APPID [-o opt[,opt...]] [--write-test]\n"
+         "       cosfs status [MOUNTPOINT] [--json]")
 
 
 class UsageError(Exception):
@@ -109,6 +110,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["doctor"]:
         return doctor.main(argv[1:])
+    if argv[:1] == ["status"]:
+        return status.main(argv[1:])
     try:
         args, options = parse_command_line(argv)
     except (UsageError, SystemExit) as exc:

@@ -15,6 +15,7 @@ from typing import Callable, Optional
 
 from cosfs.command.options import Options
 from cosfs.data.staging import StagingArea
+from cosfs.data.upload_tracker import UploadTracker
 from cosfs.data.uploader import Uploader, UploadPolicy
 from cosfs.filesystem.lookup import Lookup
 from cosfs.filesystem.open_files import OpenFiles
@@ -40,11 +41,13 @@ def default_cache_dir() -> Path:
 
 def build_filesystem(store: Store, options: Options, prefix: str, bucket: str,
                      clock: Callable[[], float] = time.time,
-                     ttl_clock: Callable[[], float] = time.monotonic) -> CosFilesystem:
+                     ttl_clock: Callable[[], float] = time.monotonic,
+                     uploads: Optional[UploadTracker] = None) -> CosFilesystem:
     """Caches, staging, uploader and the filesystem for one mount of ``bucket``.
 
     ``clock`` stamps modification times; ``ttl_clock`` ages cache entries (monotonic, so a
-    wall-clock jump neither freezes nor flushes the caches).
+    wall-clock jump neither freezes nor flushes the caches); ``uploads`` hears the uploads'
+    progress (for ``cosfs status``).
     """
     defaults = AttrDefaults(
         uid=os.getuid() if options.uid is None else options.uid,
@@ -62,7 +65,7 @@ def build_filesystem(store: Store, options: Options, prefix: str, bucket: str,
         multipart_threshold=options.multipart_threshold * MiB,
         parallel=options.parallel_count,
     )
-    files = OpenFiles(store, lookup, staging, Uploader(store, policy, executor), clock)
+    files = OpenFiles(store, lookup, staging, Uploader(store, policy, executor, uploads), clock)
     return CosFilesystem(store, lookup, files, defaults, clock, read_only=options.ro)
 
 
