@@ -224,7 +224,10 @@ def _print(snapshot: Dict[str, Any], as_json: bool, out: Out, err: Out) -> int:
 
 
 def main(argv: List[str]) -> int:
-    parser = argparse.ArgumentParser(prog="cosfs status", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="cosfs status",
+        description="What a running cosfs mount is doing: uploads in progress, bytes not yet stored, cache use, "
+                    "requests, retries and the last errors. Exit status 1 when a mount cannot be asked.")
     parser.add_argument("mountpoint", nargs="?", help="a cosfs mount point (default: every mount of this user)")
     parser.add_argument("--json", action="store_true", help="print the snapshot document for scripts")
     args = parser.parse_args(argv)
