@@ -18,7 +18,7 @@ import sys
 from typing import List, Optional, Tuple
 
 from cosfs import __version__
-from cosfs.command import diagnose, doctor, recover
+from cosfs.command import diagnose, doctor, recover, status
 from cosfs.command.log import setup_logging
 from cosfs.command.options import Options, options_help, parse_options, split_option_string
 from cosfs.command.store_factory import build_store
@@ -30,7 +30,8 @@ log = logging.getLogger("cosfs")
 
 USAGE = ("cosfs BUCKET-APPID[:/prefix] MOUNTPOINT [-o opt[,opt...]] [-f] [-d] [-s]\n"
          "       cosfs doctor BUCKET-APPID [-o opt[,opt...]] [--write-test]\n"
-         "       cosfs recover BUCKET-APPID [-o opt[,opt...]] [--list]")
+         "       cosfs recover BUCKET-APPID [-o opt[,opt...]] [--list]\n"
+         "       cosfs status [MOUNTPOINT] [--json]")
 
 
 class UsageError(Exception):
@@ -114,6 +115,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         return doctor.main(argv[1:])
     if argv[:1] == ["recover"]:
         return recover.main(argv[1:])
+    if argv[:1] == ["status"]:
+        return status.main(argv[1:])
     try:
         args, options = parse_command_line(argv)
     except (UsageError, SystemExit) as exc:

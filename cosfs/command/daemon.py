@@ -4,6 +4,9 @@ The parent waits on a pipe: the child writes ``ok`` when FUSE calls ``init`` (th
 has the mount), or the reason it failed. So ``cosfs`` in a script, ``mount -t fuse.cosfs``
 and fstab report success only when the directory really is the bucket. Under systemd
 (``NOTIFY_SOCKET`` set) the same moment sends ``READY=1``.
+
+From that moment until the process ends (after the last upload at unmount) the daemon
+answers ``cosfs status`` on its status socket, and, with ``-o metrics=``, Prometheus.
 """
 
 from __future__ import annotations
@@ -14,13 +17,19 @@ import os
 import select
 import socket
 import sys
+import time
 from typing import Callable
 
 from cosfs.command.log import setup_logging
+from cosfs.command.metrics import MetricsServer
 from cosfs.command.mount import build_filesystem, run_mount
 from cosfs.command.options import Options
-from cosfs.command.store_factory import build_store
+from cosfs.command.snapshot import MountInfo, MountSnapshot
+from cosfs.command.status_socket import StatusServer, socket_path
+from cosfs.command.store_factory import build_store, build_transport
+from cosfs.data.upload_tracker import UploadTracker
 from cosfs.wire.errors import ConfigError
+from cosfs.wire.request_stats import RequestStats
 
 log = logging.getLogger(__name__)
 
@@ -44,14 +53,23 @@ def notify_systemd(message: str) -> None:
 
 def _serve(args: argparse.Namespace, options: Options, bucket: str, prefix: str, mountpoint: str,
            on_mounted: Callable[[], None]) -> None:
-    store = build_store(bucket, options)
-    fs = build_filesystem(store, options, prefix, bucket)
+    requests, uploads = RequestStats(), UploadTracker()
+    store = build_store(bucket, options, transport=build_transport(options, observer=requests))
+    fs = build_filesystem(store, options, prefix, bucket, uploads=uploads)
     fsname = f"cosfs#{bucket}" + (f":/{prefix.rstrip('/')}" if prefix else "")
+    snapshot = MountSnapshot(
+        MountInfo(bucket=bucket, prefix=prefix, mountpoint=mountpoint, api=options.api, pid=os.getpid(),
+                  started=time.time()),
+        uploads, requests, fs.files, fs.files.staging, fs.lookup.mapper.path_of,
+    )
+    status = StatusServer(socket_path(mountpoint), snapshot)
+    metrics = MetricsServer(options.metrics, snapshot) if options.metrics else None
 
     live = []
 
     def mounted() -> None:
         live.append(True)
+        status.start()
         log.info("%s is mounted on %s", fsname, mountpoint)
         notify_systemd(f"READY=1\nSTATUS=serving {fsname} on {mountpoint}")
         on_mounted()
@@ -62,6 +80,10 @@ def _serve(args: argparse.Namespace, options: Options, bucket: str, prefix: str,
         if not live:
             raise ConfigError(f"libfuse could not mount {mountpoint} (error {exc}); see the log above") from None
         log.info("stopped by a signal (libfuse status %s)", exc)  # libfuse 3 reports SIGTERM this way
+    finally:
+        status.stop()
+        if metrics is not None:
+            metrics.stop()
     notify_systemd("STOPPING=1")
     log.info("%s unmounted from %s", fsname, mountpoint)
 

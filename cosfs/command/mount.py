@@ -15,6 +15,7 @@ from typing import Callable, Optional
 from cosfs.command.options import Options
 from cosfs.command.write_path import staging_root, upload_policy
 from cosfs.data.staging import StagingArea
+from cosfs.data.upload_tracker import UploadTracker
 from cosfs.data.uploader import Uploader
 from cosfs.filesystem.lookup import Lookup
 from cosfs.filesystem.open_files import OpenFiles
@@ -33,11 +34,13 @@ MiB = 1024 * 1024
 
 def build_filesystem(store: Store, options: Options, prefix: str, bucket: str,
                      clock: Callable[[], float] = time.time,
-                     ttl_clock: Callable[[], float] = time.monotonic) -> CosFilesystem:
+                     ttl_clock: Callable[[], float] = time.monotonic,
+                     uploads: Optional[UploadTracker] = None) -> CosFilesystem:
     """Caches, staging, uploader and the filesystem for one mount of ``bucket``.
 
     ``clock`` stamps modification times; ``ttl_clock`` ages cache entries (monotonic, so a
-    wall-clock jump neither freezes nor flushes the caches).
+    wall-clock jump neither freezes nor flushes the caches); ``uploads`` hears the uploads'
+    progress (for ``cosfs status``).
     """
     defaults = AttrDefaults(
         uid=os.getuid() if options.uid is None else options.uid,
@@ -49,7 +52,7 @@ def build_filesystem(store: Store, options: Options, prefix: str, bucket: str,
     listings = ListCache(options.list_cache_ttl, clock=ttl_clock)
     lookup = Lookup(store, PathMapper(prefix), stats, listings, defaults, executor, clock)
     staging = StagingArea(staging_root(options, bucket), options.ensure_diskfree * MiB, bucket)
-    files = OpenFiles(store, lookup, staging, Uploader(store, upload_policy(options), executor), clock)
+    files = OpenFiles(store, lookup, staging, Uploader(store, upload_policy(options), executor, uploads), clock)
     return CosFilesystem(store, lookup, files, defaults, clock, read_only=options.ro)
 
 

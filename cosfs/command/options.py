@@ -56,6 +56,17 @@ def _text(text: str) -> str:
     return text
 
 
+def _listen_address(text: str) -> Tuple[str, int]:
+    """``9100`` (loopback) or ``HOST:PORT`` (``[::1]:9100`` for IPv6) to ``(host, port)``."""
+    host, colon, port = text.rpartition(":")
+    if not colon:
+        host = "127.0.0.1"
+    host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    if not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+        raise ValueError("expected PORT or HOST:PORT, e.g. 127.0.0.1:9100")
+    return host, int(port)
+
+
 def _option(default: Any, parse: Callable[[str], Any], help_text: str, *aliases: str) -> Any:
     return field(default=default, metadata={"parse": parse, "help": help_text, "aliases": aliases})
 
@@ -96,6 +107,8 @@ class Options:
     multipart_threshold: int = _option(16, _number(int, 1, 5120), "files larger than this many MB are uploaded in parts")
     log_level: str = _option("warning", _choice("debug", "info", "warning", "error"), "what is logged")
     logfile: Optional[str] = _option(None, _text, "log to this file instead of syslog when running in the background")
+    metrics: Optional[Tuple[str, int]] = _option(
+        None, _listen_address, "serve Prometheus metrics on [HOST:]PORT (PORT alone: 127.0.0.1; off by default)")
     #: Generic FUSE options handed to libfuse as they are (validated by ``fuse_option``).
     fuse: Tuple[Tuple[str, str], ...] = field(default=(), metadata={"parse": None, "help": "", "aliases": ()})
 

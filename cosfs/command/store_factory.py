@@ -19,11 +19,12 @@ from cosfs.store.xml_store import XmlStore
 from cosfs.wire.credentials import CredentialProvider, resolve_credentials
 from cosfs.wire.errors import ConfigError
 from cosfs.wire.retry import RetryPolicy
-from cosfs.wire.transport import Transport, TransportOptions
+from cosfs.wire.transport import RequestObserver, Transport, TransportOptions
 
 
-def build_transport(options: Options) -> Transport:
-    """One pooled transport per mount, sized and timed by the options."""
+def build_transport(options: Options, observer: Optional[RequestObserver] = None) -> Transport:
+    """One pooled transport per mount, sized and timed by the options; ``observer`` hears how
+    each request ended (the mount's ``RequestStats``)."""
     return Transport(
         TransportOptions(
             pool_size=max(4, options.parallel_count * 2),
@@ -32,6 +33,7 @@ def build_transport(options: Options) -> Transport:
             verify_tls=not options.no_check_certificate,
         ),
         RetryPolicy(retries=options.retries),
+        observer=observer,
     )
 
 

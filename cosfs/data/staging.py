@@ -83,6 +83,20 @@ class StagingArea:
             raise _local_error(error, f"staging directory {self.directory}") from error
         return stats.f_bavail * stats.f_frsize
 
+    def used_bytes(self) -> int:
+        """Disk space the staged files take, as ``du`` counts it (a sparse hole takes none)."""
+        total = 0
+        try:
+            with os.scandir(self.directory) as entries:
+                for entry in entries:
+                    try:
+                        total += entry.stat(follow_symlinks=False).st_blocks * 512
+                    except FileNotFoundError:
+                        continue  # discarded while we counted
+        except OSError as error:
+            raise _local_error(error, f"staging directory {self.directory}") from error
+        return total
+
     def check_space(self, extra_bytes: int) -> None:
         """Raise ENOSPC if ``extra_bytes`` more would eat into the ``min_free_bytes`` reserve."""
         free = self.free_bytes()

@@ -16,6 +16,7 @@ from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Callable, List, Optional, Protocol, Tuple
 
+from cosfs.data.upload_tracker import UploadTracker
 from cosfs.store.interface import Metadata, ObjectInfo, PartInfo, Store, UploadSession, plan_parts
 from cosfs.wire.errors import ConfigError, CosError, CosfsError
 
@@ -56,8 +57,9 @@ class MultipartUpload:
     """
 
     def __init__(self, session: UploadSession, source: ByteSource, executor: ThreadPoolExecutor,
-                 slots: threading.Semaphore) -> None:
+                 slots: threading.Semaphore, on_stored: Callable[[int], None] = lambda nbytes: None) -> None:
         self.session = session
+        self._on_stored = on_stored
         self._source = source
         self._executor = executor
         self._slots = slots
@@ -114,7 +116,9 @@ class MultipartUpload:
             return False
 
     def _put(self, number: int, start: int, end: int) -> PartInfo:
-        return self.session.put_part(number, self._source.read_range(start, end))
+        part = self.session.put_part(number, self._source.read_range(start, end))
+        self._on_stored(end - start)
+        return part
 
     def _done(self, future: Future) -> None:
         """Record a failure before freeing the slot, so the next ``send`` sees it."""
@@ -136,12 +140,13 @@ class Uploader:
 
     The store's transport already repeats transient failures of each request; nothing is
     repeated here except one ``complete``. The caller must not call ``upload`` from a thread
-    of ``executor`` (it would wait for itself).
+    of ``executor`` (it would wait for itself). ``progress`` hears how far each upload got.
     """
 
     def __init__(self, store: Store, policy: Optional[UploadPolicy] = None,
-                 executor: Optional[ThreadPoolExecutor] = None) -> None:
+                 executor: Optional[ThreadPoolExecutor] = None, progress: Optional[UploadTracker] = None) -> None:
         self.policy = policy or UploadPolicy()
+        self.progress = progress or UploadTracker()
         self._store = store
         self._own_executor = executor is None
         self._executor = executor or ThreadPoolExecutor(
@@ -165,27 +170,31 @@ class Uploader:
         size = staged.size
         started = time.monotonic()
         limits = self._store.limits
+        tracked = self.progress.start(key, size)
         try:
             if size <= min(self.policy.multipart_threshold, limits.max_put_size):
                 with self._slots:
                     info = self._store.put_object(key, staged.read_range(0, size), meta, content_type)
+                tracked.add(size)
                 parts = 1
             else:
-                info, parts = self._multipart(key, staged, size, meta, content_type, on_session)
+                info, parts = self._multipart(key, staged, size, meta, content_type, on_session, tracked.add)
         except BaseException as error:
             log.warning("upload of %r (%d bytes) failed after %.1f s: %s",
                         key, size, time.monotonic() - started, error)
             raise
+        finally:
+            tracked.finish()
         log.info("uploaded %r: %d bytes, %d part(s), %.1f s", key, size, parts, time.monotonic() - started)
         return info
 
     def _multipart(self, key: str, staged: ByteSource, size: int, meta: Optional[Metadata],
-                   content_type: Optional[str], on_session: Optional[Callable[[Optional[str]], None]]
-                   ) -> Tuple[ObjectInfo, int]:
+                   content_type: Optional[str], on_session: Optional[Callable[[Optional[str]], None]],
+                   on_stored: Callable[[int], None]) -> Tuple[ObjectInfo, int]:
         limits = self._store.limits
         plan = plan_parts(size, limits, self.policy.part_size)
         session = self._store.begin_upload(key, size, meta, content_type, plan.part_size)
-        upload = MultipartUpload(session, staged, self._executor, self._slots)
+        upload = MultipartUpload(session, staged, self._executor, self._slots, on_stored)
         announce = on_session or (lambda _upload_id: None)
         try:
             announce(session.upload_id)

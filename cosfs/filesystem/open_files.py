@@ -44,7 +44,7 @@ import threading
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Callable, Dict, Iterator, List, Optional
+from typing import Callable, Dict, Iterator, List, Optional, Tuple
 
 from cosfs.data import journal
 from cosfs.data.reader import ObjectReader
@@ -189,6 +189,21 @@ class OpenFiles:
             handle.last_change = handle.node.version
         self.lookup.added(path, attr)
         return fh
+
+    def dirty_summary(self) -> Tuple[int, int]:
+        """(files, bytes) written through the mount and not yet stored in COS, for ``cosfs status``.
+
+        Read without the files' locks, which an upload holds until it ends: the status must
+        answer while a large file is being stored, and a figure a moment old serves it.
+        """
+        with self._lock:
+            nodes = list(self._nodes.values())
+        sizes = []
+        for node in nodes:
+            if node.dirty and not node.unlinked:
+                staged = node.staged  # read once: release() may clear it meanwhile
+                sizes.append(staged.size if staged is not None else node.attr.size)
+        return len(sizes), sum(sizes)
 
     def new_children(self, dir_path: str) -> List[str]:
         """Names of files created in ``dir_path`` through this mount and not yet uploaded."""

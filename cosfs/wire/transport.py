@@ -20,7 +20,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Dict, List, Mapping, Optional, Tuple
+from typing import Callable, Dict, List, Mapping, Optional, Protocol, Tuple
 from urllib.parse import quote
 
 import requests
@@ -75,6 +75,13 @@ Signer = Callable[[HttpRequest], Mapping[str, str]]
 ErrorCheck = Callable[[requests.Response, HttpRequest], Optional[CosError]]
 
 
+class RequestObserver(Protocol):
+    """Told once per request when its outcome is final (``cosfs.wire.request_stats`` counts)."""
+
+    def request_done(self, operation: str, key: str, attempts: int, error: Optional[CosError],
+                     request_id: str) -> None: ...
+
+
 @dataclass(frozen=True)
 class TransportOptions:
     pool_size: int = 16
@@ -92,8 +99,10 @@ class Transport:
         options: TransportOptions = TransportOptions(),
         retry: Optional[RetryPolicy] = None,
         session: Optional[requests.Session] = None,
+        observer: Optional[RequestObserver] = None,
     ) -> None:
         self.options = options
+        self.observer = observer
         self.retry = retry or RetryPolicy()
         self.session = session or requests.Session()
         adapter = HTTPAdapter(pool_connections=4, pool_maxsize=options.pool_size, max_retries=0)
@@ -120,15 +129,22 @@ class Transport:
             else:
                 error = check(response, request)
                 if error is None:
+                    self._observe(request, attempt + 1, None, response.headers.get("x-cos-request-id", ""))
                     return response
             if error.code in RESIGN_CODES and not resigned:
                 resigned = True
                 continue
             if not (error.transient and request.idempotent):
+                self._observe(request, attempt + 1, error, error.request_id)
                 raise error
             log.info("retrying %s %s after %s (attempt %d)", request.method, request.operation, error.code or error.status, attempt + 1)
         assert error is not None
+        self._observe(request, attempt + 1, error, error.request_id)
         raise error
+
+    def _observe(self, request: HttpRequest, attempts: int, error: Optional[CosError], request_id: str) -> None:
+        if self.observer is not None:
+            self.observer.request_done(request.operation, request.key, attempts, error, request_id)
 
     def _attempt(self, request: HttpRequest, sign: Signer) -> requests.Response:
         headers = {"User-Agent": self.options.user_agent}

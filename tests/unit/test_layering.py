@@ -44,6 +44,7 @@ ALLOWED = {
     "cosfs.data": _FS_VIEW_OF_LOWER,
     "cosfs.store.interface": ("cosfs.wire.errors", "cosfs.wire.credentials", "cosfs.wire.facts"),
     "cosfs.store": ("cosfs.wire",),
+    "cosfs.wire.request_stats": ("cosfs.wire.errors",),  # the transport's observer; it never sends
     "cosfs.wire": (),
     "cosfs.emulator": ("cosfs.wire.signing", "cosfs.wire.facts"),
 }
@@ -220,9 +221,18 @@ def _rank(module: str) -> int:
 
 
 @pytest.mark.parametrize("module", ["cosfs.fuse_adapter.operations", "cosfs.filesystem.posix", "cosfs.data.uploader",
-                                    "cosfs.data.staging", "cosfs.metadata.cache", "cosfs.store.interface"])
+                                    "cosfs.data.staging", "cosfs.data.upload_tracker", "cosfs.metadata.cache",
+                                    "cosfs.store.interface"])
 def test_a_layer_loads_no_client_and_nothing_above_it(module):
     """No import chain reaches past the table: the filesystem never loads an API client or HTTP."""
     loaded = loaded_by(module)
     assert [m for m in loaded if m.startswith(CLIENT_SIDE)] == []
     assert [m for m in loaded if m.startswith("cosfs.") and _rank(m) > _rank(module)] == []
+
+
+def test_the_status_client_loads_nothing_of_the_mount():
+    """``cosfs status`` only talks to a socket: no FUSE binding, no filesystem, no HTTP client,
+    so it starts fast and works whatever state the mount it asks about is in."""
+    loaded = loaded_by("cosfs.command.status")
+    assert sorted(loaded) == ["cosfs", "cosfs.command", "cosfs.command.snapshot", "cosfs.command.status",
+                              "cosfs.command.status_socket"]

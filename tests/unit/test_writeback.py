@@ -5,8 +5,8 @@ from __future__ import annotations
 import errno
 import logging
 import os
-import shutil
 import random
+import shutil
 import stat
 import threading
 from concurrent.futures import ThreadPoolExecutor
