@@ -149,7 +149,7 @@ def mount_command(args: argparse.Namespace, options: Options) -> int:
         line = diagnose.explain(error, bucket, store.location, store.credentials.source, options.connect_timeout)
         print(f"cosfs: {line}", file=sys.stderr)
         return 1
-    recover_abandoned(bucket, options)
+    notes = recover_abandoned(bucket, options)
     try:
         from cosfs.command import daemon  # loads the FUSE binding and libfuse: fail before daemonizing
     except (ImportError, OSError) as exc:
@@ -160,18 +160,22 @@ def mount_command(args: argparse.Namespace, options: Options) -> int:
         print("cosfs: /dev/fuse is missing: load the fuse module (modprobe fuse) or, in a container, "
               "pass the device (--device /dev/fuse)", file=sys.stderr)
         return 1
-    return daemon.run(args, options, bucket, prefix, mountpoint)
+    return daemon.run(args, options, bucket, prefix, mountpoint, notes)
 
 
-def recover_abandoned(bucket: str, options: Options) -> None:
+def recover_abandoned(bucket: str, options: Options) -> List[str]:
     """Before mounting: store or set aside what a cosfs that stopped left in the staging area,
-    and say so on the terminal (``cosfs recover`` does the same without mounting)."""
+    and say so on the terminal (``cosfs recover`` does the same without mounting). Returns
+    the lines said, for the daemon's log."""
     if not pending(staging_root(options, bucket)):
-        return
+        return []
     try:
         resolutions = recover.recover(build_store(bucket, options), options, bucket)
     except CosError as error:
-        print(f"cosfs: warning: could not resolve what an earlier cosfs left in the staging area ({error}); "
-              f"run cosfs recover {bucket} later", file=sys.stderr)
-        return
-    recover.report(resolutions, sys.stderr)
+        lines = [f"warning: could not resolve what an earlier cosfs left in the staging area ({error}); "
+                 f"run cosfs recover {bucket} later"]
+    else:
+        lines = recover.report_lines(resolutions)
+    for line in lines:
+        print(f"cosfs: {line}", file=sys.stderr)
+    return lines

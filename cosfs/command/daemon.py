@@ -18,7 +18,7 @@ import select
 import socket
 import sys
 import time
-from typing import Callable
+from typing import Callable, Sequence
 
 from cosfs.command.log import setup_logging
 from cosfs.command.metrics import MetricsServer
@@ -88,7 +88,10 @@ def _serve(args: argparse.Namespace, options: Options, bucket: str, prefix: str,
     log.info("%s unmounted from %s", fsname, mountpoint)
 
 
-def run(args: argparse.Namespace, options: Options, bucket: str, prefix: str, mountpoint: str) -> int:
+def run(args: argparse.Namespace, options: Options, bucket: str, prefix: str, mountpoint: str,
+        notes: Sequence[str] = ()) -> int:
+    """Mount in the foreground, or fork a daemon and wait until its mount is live. ``notes``
+    (what recovery told the terminal) go to the daemon's log too, which the terminal is not."""
     if args.foreground:
         _serve(args, options, bucket, prefix, mountpoint, lambda: None)
         return 0
@@ -101,6 +104,8 @@ def run(args: argparse.Namespace, options: Options, bucket: str, prefix: str, mo
     os.setsid()
     _detach_stdio()
     setup_logging(options.log_level, foreground=False, logfile=options.logfile)
+    for note in notes:
+        log.warning("%s", note)
     reported = []
 
     def report(message: str) -> None:

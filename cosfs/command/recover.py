@@ -42,19 +42,25 @@ def recover(store: Store, options: Options, bucket: str) -> List[Resolution]:
         uploader.close()
 
 
-def report(resolutions: List[Resolution], out: TextIO) -> None:
-    """Lines for the terminal: a summary of what was stored, a line for each file kept aside."""
+def report_lines(resolutions: List[Resolution]) -> List[str]:
+    """What a person must hear: a summary of what was stored, a line for each file set aside."""
+    lines = []
     stored = [r for r in resolutions if r.outcome == UPLOADED]
     if stored:
         names = ", ".join(r.key for r in stored[:5]) + (", ..." if len(stored) > 5 else "")
-        print(f"cosfs: stored {len(stored)} file(s) that a cosfs which stopped had not stored yet: {names}",
-              file=out)
+        lines.append(f"stored {len(stored)} file(s) that a cosfs which stopped had not stored yet: {names}")
     for resolution in resolutions:
         if resolution.outcome == LOST_AND_FOUND:
-            print(f"cosfs: warning: {resolution.key} was not stored: {resolution.reason}; its data is in "
-                  f"{resolution.where}", file=out)
+            lines.append(f"warning: {resolution.key} was not stored: {resolution.reason}; its data is in "
+                         f"{resolution.where}")
         elif resolution.outcome == KEPT:
-            print(f"cosfs: warning: {resolution.key} is not stored yet: {resolution.reason}", file=out)
+            lines.append(f"warning: {resolution.key} is not stored yet: {resolution.reason}")
+    return lines
+
+
+def report(resolutions: List[Resolution], out: TextIO) -> None:
+    for line in report_lines(resolutions):
+        print(f"cosfs: {line}", file=out)
 
 
 def main(argv: List[str]) -> int:

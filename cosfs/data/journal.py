@@ -115,6 +115,7 @@ class InstanceDirectory:
         if not leftover:
             (self.path / LOCK_NAME).unlink(missing_ok=True)
             _remove_empty(self.path)
+            _remove_empty(self.root)  # the bucket's directory too, when no other mount uses it
         os.close(self._lock_fd)
         self._lock_fd = None
 

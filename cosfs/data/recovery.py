@@ -42,6 +42,8 @@ DROPPED = "dropped"
 #: Uploads of a key that began this long before a record's upload started are still ours
 #: (COS's clock and ours differ a little).
 CLOCK_MARGIN_NS = 60 * 1_000_000_000
+#: Bytes compared per request when checking whether COS already holds a staged version.
+COMPARE_CHUNK = 8 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -98,8 +100,7 @@ class Recovery:
             finally:
                 directory.close()
         for resolution in resolutions:
-            level = logging.INFO if resolution.outcome in (UPLOADED, DROPPED) else logging.WARNING
-            log.log(level, "recovered %s", resolution.describe())
+            log.debug("recovered %s", resolution.describe())
         return resolutions
 
     def _resolve_directory(self, directory: AbandonedDirectory) -> List[Resolution]:
@@ -141,10 +142,17 @@ class Recovery:
         current = self.store.stat(record.key)
         current_etag = current.etag if current is not None else None
         if current_etag != record.base_etag:
+            if current is not None and current.size == size and self._holds(record.key, data_file, size):
+                self._delete(record_file, data_file)  # the upload completed; the crash came before its record
+                return Resolution(record.bucket, record.key, size, DROPPED, "COS already holds this version")
             return self._to_lost_and_found(record, record_file, data_file, size,
                                            "the object changed in COS since this version was written")
+        # Where COS cannot abort a session (JSON), a new multipart upload of the key takes the
+        # crashed one over and finishes it, so none is left behind.
+        take_over = bool(record.upload_id) and not self.store.limits.abortable_uploads
         try:
-            self.uploader.upload(record.key, _FileSource(data_file), record.meta, record.content_type)
+            self.uploader.upload(record.key, _FileSource(data_file), record.meta, record.content_type,
+                                 multipart=True if take_over else None)
         except CosError as error:
             if error.transient:
                 return Resolution(record.bucket, record.key, size, KEPT,
@@ -153,8 +161,21 @@ class Recovery:
         self._delete(record_file, data_file)
         return Resolution(record.bucket, record.key, size, UPLOADED, "stored in COS")
 
+    def _holds(self, key: str, data_file: Path, size: int) -> bool:
+        """Whether the object ``key`` in COS has exactly the bytes of ``data_file`` (read back in
+        chunks: the ETag of a multipart upload cannot be checked without its part size)."""
+        with open(data_file, "rb") as local:
+            for start in range(0, size, COMPARE_CHUNK):
+                length = min(COMPARE_CHUNK, size - start)
+                if self.store.read_range(key, start, length) != local.read(length):
+                    return False
+        return True
+
     def _abort_sessions(self, record: Record) -> None:
-        """Abort the multipart sessions the crashed writer began for the record's key."""
+        """Abort the multipart sessions the crashed writer began for the record's key (where
+        the API cannot abort, the upload that follows takes them over)."""
+        if not self.store.limits.abortable_uploads:
+            return
         ours = {record.upload_id} if record.upload_id else set()
         if record.upload_started is not None:
             started_ns = int(record.upload_started * 1e9) - CLOCK_MARGIN_NS

@@ -160,19 +160,23 @@ class Uploader:
 
     def upload(self, key: str, staged: ByteSource, meta: Optional[Metadata] = None,
                content_type: Optional[str] = None,
-               on_session: Optional[Callable[[Optional[str]], None]] = None) -> ObjectInfo:
+               on_session: Optional[Callable[[Optional[str]], None]] = None,
+               multipart: Optional[bool] = None) -> ObjectInfo:
         """Store bytes [0, staged.size) as ``key``. On failure the previous object is
         untouched, the error is raised, and ``staged`` is left as it was.
 
         ``on_session`` hears the upload id as soon as a multipart session is begun, and
         ``None`` once it is completed or aborted, so a journal can name every session a crash
-        might leave behind."""
+        might leave behind. ``multipart`` forces the choice the size would make (``None``)."""
         size = staged.size
         started = time.monotonic()
         limits = self._store.limits
         tracked = self.progress.start(key, size)
         try:
-            if size <= min(self.policy.multipart_threshold, limits.max_put_size):
+            single = size <= min(self.policy.multipart_threshold, limits.max_put_size)
+            if multipart is not None:
+                single = not multipart or size == 0
+            if single:
                 with self._slots:
                     info = self._store.put_object(key, staged.read_range(0, size), meta, content_type)
                 tracked.add(size)

@@ -86,6 +86,9 @@ class StoreLimits:
     max_meta_bytes: int = facts.MAX_META_BYTES
     #: Largest ``max_keys`` one ``list_page`` request may ask for.
     max_list_keys: int = 1000
+    #: Whether an unfinished upload can be aborted (``abort_upload``); where it cannot (JSON),
+    #: starting a new upload of the same key takes the unfinished session over.
+    abortable_uploads: bool = True
 
 
 class UploadSession(Protocol):

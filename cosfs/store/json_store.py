@@ -35,6 +35,7 @@ JSON_LIMITS = StoreLimits(
     part_copy=False,
     native_dirs=True,
     max_list_keys=json_codec.MAX_LIST_KEYS,
+    abortable_uploads=False,
 )
 
 Form = Sequence[Tuple[str, json_codec.FormValue]]

@@ -34,11 +34,18 @@ def require_fuse() -> None:
         raise AssertionError("FUSE is unavailable: " + "; ".join(problems) + " (scripts/test.sh installs fuse3)")
 
 
+def is_mounted(path: Path) -> bool:
+    """Whether ``path`` is a mount point, a stale one included (``os.path.ismount`` says False
+    when the daemon died: stat then fails with ENOTCONN)."""
+    with open("/proc/self/mounts") as mounts:
+        return any(line.split()[1] == str(path) for line in mounts)
+
+
 def unmount(path: Path) -> None:
     tool = shutil.which("fusermount3") or shutil.which("fusermount")
-    if os.path.ismount(path):
+    if is_mounted(path):
         subprocess.run([tool, "-u", str(path)], capture_output=True)
-    if os.path.ismount(path):
+    if is_mounted(path):
         subprocess.run([tool, "-uz", str(path)], capture_output=True)
 
 

@@ -1,0 +1,213 @@
+"""The journal of staged data and its recovery after a crash, over the in-memory store.
+
+A "crashed" mount is a staging area that is never closed: its directory lock is released
+by hand, as the kernel releases it when the process dies.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from cosfs.data import journal
+from cosfs.data.recovery import DROPPED, KEPT, LOST_AND_FOUND, UPLOADED, Recovery, pending
+from cosfs.data.staging import StagingArea
+from cosfs.data.uploader import Uploader, UploadPolicy
+from cosfs.wire.errors import CosError
+from tests.support.fake_store import FakeStore
+
+BUCKET = "bucket-1250000000"
+
+
+@pytest.fixture
+def store():
+    return FakeStore()
+
+
+@pytest.fixture
+def root(tmp_path) -> Path:
+    return tmp_path / "cache" / BUCKET
+
+
+def crashed_area(root: Path) -> StagingArea:
+    """A staging area whose mount "died": its lock is dropped without cleaning up."""
+    area = StagingArea(root, min_free_bytes=0, bucket=BUCKET)
+    os.close(area._instance._lock_fd)  # what the kernel does when the process is killed
+    area._instance._lock_fd = None
+    return area
+
+
+def stage(area: StagingArea, key: str, data: bytes, state: str, base_etag=None, **fields):
+    staged = area.create(key, base_etag)
+    staged.write(0, data)
+    staged.journal(state=state, **fields)
+    return staged
+
+
+def recover(root: Path, store: FakeStore, clock=lambda: 1_700_000_000.0):
+    uploader = Uploader(store, UploadPolicy(part_size=4, multipart_threshold=8, parallel=2))
+    try:
+        return Recovery(root, store, uploader, root.parent / "lost+found", clock).run()
+    finally:
+        uploader.close()
+
+
+def test_a_record_names_its_key_and_follows_the_state(tmp_path):
+    area = StagingArea(tmp_path / BUCKET, min_free_bytes=0, bucket=BUCKET)
+    staged = area.create("photos/cat.jpg", "etag-1")
+    record = journal.read_record(staged.record_path)
+    assert (record.bucket, record.key, record.base_etag, record.state) == (BUCKET, "photos/cat.jpg", "etag-1", "writing")
+    staged.journal(state=journal.CLOSED, meta={"mode": "33188"})
+    assert journal.read_record(staged.record_path).meta == {"mode": "33188"}
+    staged.discard()
+    assert not staged.path.exists() and not staged.record_path.exists()
+
+
+def test_a_closed_version_of_an_unchanged_object_is_uploaded_with_its_metadata(root, store):
+    store.put_raw("doc.txt", b"old")
+    base = store.objects["doc.txt"].etag
+    area = crashed_area(root)
+    stage(area, "doc.txt", b"new version", journal.CLOSED, base, meta={"mode": "33188", "mtime": "5"})
+
+    [result] = recover(root, store)
+
+    assert (result.outcome, result.key) == (UPLOADED, "doc.txt")
+    assert store.objects["doc.txt"].data == b"new version"
+    assert store.objects["doc.txt"].meta["mtime"] == "5"
+    assert not area.directory.exists(), "a resolved directory is removed"
+
+
+def test_a_new_file_that_failed_to_upload_is_uploaded_if_still_absent(root, store):
+    area = crashed_area(root)
+    stage(area, "new.bin", b"x" * 20, journal.FAILED, None)  # over the threshold: multipart
+
+    [result] = recover(root, store)
+
+    assert result.outcome == UPLOADED and store.objects["new.bin"].data == b"x" * 20
+
+
+def test_a_version_whose_object_changed_since_goes_to_lost_and_found(root, store):
+    store.put_raw("doc.txt", b"old")
+    base = store.objects["doc.txt"].etag
+    store.put_raw("doc.txt", b"someone else's")
+    area = crashed_area(root)
+    stage(area, "a/doc.txt", b"mine", journal.CLOSED, None)
+    stage(area, "doc.txt", b"mine too", journal.CLOSED, base)
+
+    results = {r.key: r for r in recover(root, store)}
+
+    assert store.objects["doc.txt"].data == b"someone else's", "nothing is overwritten"
+    assert results["doc.txt"].outcome == LOST_AND_FOUND
+    assert results["doc.txt"].where.read_bytes() == b"mine too"
+    assert results["doc.txt"].where.parent.parent == root.parent / "lost+found"
+    assert results["a/doc.txt"].outcome == UPLOADED
+
+
+def test_data_still_being_written_is_never_published(root, store):
+    store.put_raw("big", b"the complete old version")
+    area = crashed_area(root)
+    stage(area, "big", b"half", journal.WRITING, store.objects["big"].etag)
+
+    [result] = recover(root, store)
+
+    assert result.outcome == LOST_AND_FOUND and "open for writing" in result.reason
+    assert store.objects["big"].data == b"the complete old version"
+    assert result.where.name == "big" and result.where.read_bytes() == b"half"
+
+
+@pytest.mark.parametrize("state", [journal.STORED, journal.UNLINKED])
+def test_stored_and_unlinked_copies_are_dropped(root, store, state):
+    area = crashed_area(root)
+    staged = stage(area, "k", b"x", state)
+
+    [result] = recover(root, store)
+
+    assert result.outcome == DROPPED and not staged.path.exists()
+    assert "k" not in store.objects
+
+
+def test_the_sessions_a_crashed_writer_began_are_aborted_and_no_others(root, store):
+    started = 1_700_000_000.0
+    store._clock = lambda: started - 3600  # another writer's upload of the same key, an hour before
+    older = store.begin_upload("k")
+    store._clock = lambda: started + 1
+    recorded = store.begin_upload("k")
+    unrecorded = store.begin_upload("k")  # begun after the record's upload started, id never written
+    area = crashed_area(root)
+    stage(area, "k", b"data", journal.CLOSED, None, upload_id=recorded.upload_id, upload_started=started)
+
+    recover(root, store)
+
+    assert set(store.uploads) == {older.upload_id}
+    assert unrecorded.upload_id not in store.uploads
+
+
+def test_a_transient_failure_keeps_the_data_for_next_time(root, store):
+    area = crashed_area(root)
+    staged = stage(area, "k", b"data", journal.CLOSED, None)
+    store.fail("put_object", CosError("busy", status=503, code="SlowDown"))
+
+    [result] = recover(root, store)
+
+    assert result.outcome == KEPT and staged.path.exists()
+    [again] = recover(root, store)
+    assert again.outcome == UPLOADED and store.objects["k"].data == b"data"
+
+
+def test_a_refused_name_goes_to_lost_and_found(root, store):
+    area = crashed_area(root)
+    stage(area, "bad", b"data", journal.FAILED, None)
+    store.fail("put_object", CosError("no", status=400, code="InvalidObjectName"))
+
+    [result] = recover(root, store)
+
+    assert result.outcome == LOST_AND_FOUND and result.where.read_bytes() == b"data"
+
+
+def test_a_live_mount_is_left_alone(root, store):
+    live = StagingArea(root, min_free_bytes=0, bucket=BUCKET)
+    stage(live, "k", b"data", journal.CLOSED, None)
+
+    assert recover(root, store) == []
+    assert pending(root) == []
+    assert "k" not in store.objects
+    live.close()
+
+
+def test_an_unreadable_record_sends_its_data_to_lost_and_found(root, store):
+    area = crashed_area(root)
+    staged = stage(area, "k", b"data", journal.CLOSED, None)
+    staged.record_path.write_text("{ not json")
+
+    [result] = recover(root, store)
+
+    assert result.outcome == LOST_AND_FOUND and result.where.read_bytes() == b"data"
+    assert "unknown" in result.where.parts
+
+
+def test_pending_lists_without_changing_anything(root, store):
+    area = crashed_area(root)
+    stage(area, "k", b"data", journal.CLOSED, None)
+
+    records = pending(root)
+
+    assert [(r.key, r.state) for r in records] == [("k", "closed")]
+    assert recover(root, store)[0].outcome == UPLOADED
+
+
+def test_a_clean_unmount_leaves_no_directory(root):
+    area = StagingArea(root, min_free_bytes=0, bucket=BUCKET)
+    area.create("k").discard()
+    area.close()
+    assert not root.exists()
+
+
+def test_records_are_json_with_the_documented_fields(tmp_path):
+    area = StagingArea(tmp_path / BUCKET, min_free_bytes=0, bucket=BUCKET)
+    staged = area.create("k", None)
+    fields = json.loads(staged.record_path.read_text())
+    assert set(fields) == {"bucket", "key", "base_etag", "state", "meta", "content_type", "upload_id",
+                           "upload_started", "created"}
