@@ -69,10 +69,13 @@ if [ -f "$state/emulator.pid" ] && kill -0 "$(cat "$state/emulator.pid")" 2>/dev
     echo "quickstart: already running; run '$0 stop' first" >&2
     exit 1
 fi
+# The demo key pair, in one file only its owner can read: the emulator accepts it, the mount
+# signs with it. Neither gets the key on its command line, where ps shows it to every user.
 secret_id=AKIDdemo$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')
 secret_key=$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')
+(umask 077 && printf '%s:%s\n' "$secret_id" "$secret_key" >"$state/passwd-cosfs")
 "$venv/bin/cosfs-emulator" --root "$state/data" --port 0 --bucket "$bucket" \
-    --secret-id "$secret_id" --secret-key "$secret_key" >"$state/emulator.out" 2>"$state/emulator.log" &
+    --credentials-file "$state/passwd-cosfs" >"$state/emulator.out" 2>"$state/emulator.log" &
 echo $! >"$state/emulator.pid"
 for _ in $(seq 100); do
     grep -q '^listening on ' "$state/emulator.out" 2>/dev/null && break
@@ -83,7 +86,6 @@ if [ -z "$url" ]; then
     echo "quickstart: the emulator did not start; see $state/emulator.log" >&2
     exit 1
 fi
-(umask 077 && printf '%s:%s\n' "$secret_id" "$secret_key" >"$state/passwd-cosfs")
 
 # 4. The mount: the command returns once the bucket is mounted.
 unmount
