@@ -367,6 +367,37 @@ def test_a_name_too_long_is_enametoolong_whatever_the_cache_holds(fs, path):
     assert errno_of(fs.rename, "/short", path) == errno.ENAMETOOLONG
 
 
+@pytest.mark.parametrize("name", ["tab\there", "new\nline", "nul\0", "esc\x1b[0m", "del\x7f", "\x01"])
+def test_a_control_character_is_einval_at_once_for_every_way_to_make_a_name(fs, store, name):
+    """SEMANTICS.md: "A name with a control character (U+0000 to U+001F, U+007F) fails with
+    EINVAL at once, for every operation, without a request" (it used to fail at close)."""
+    fs.mkdir("/d", 0o755, 0, 0)
+    write_file(fs, "/d/ok.txt", b"x")
+    fs.readdir("/d")
+    before = sum(store.calls.values())
+    path = "/d/" + name
+    assert errno_of(fs.getattr, path) == errno.EINVAL
+    assert errno_of(fs.create, path, 0o644, 0, 0) == errno.EINVAL
+    assert errno_of(fs.mkdir, path, 0o755, 0, 0) == errno.EINVAL
+    assert errno_of(fs.symlink, path, "ok.txt", 0, 0) == errno.EINVAL
+    assert errno_of(fs.mknod, path) == errno.EINVAL
+    assert errno_of(fs.rename, "/d/ok.txt", path) == errno.EINVAL
+    assert errno_of(fs.rename, "/d/ok.txt", "/" + name + "/x") == errno.EINVAL
+    assert sum(store.calls.values()) == before, "a refused name cost a request"
+    assert [entry for entry, _ in fs.readdir("/d")] == ["ok.txt"]
+
+
+def test_mknod_of_a_valid_name_is_eperm(fs):
+    assert errno_of(fs.mknod, "/fifo") == errno.EPERM
+
+
+def test_keys_with_control_characters_are_not_listed(fs, store):
+    """Another S3-compatible store may hold such keys; they could be listed but never opened."""
+    store.put_raw("a\x01b", b"x")
+    store.put_raw("fine", b"x")
+    assert [name for name, _ in fs.readdir("/")] == ["fine"]
+
+
 def test_max_stat_cache_size_0_turns_the_stat_cache_off(store, clock, tmp_path):
     """README: ``max_stat_cache_size=0`` means no attribute cache (every lookup asks COS)."""
     options = options_from_string(f"cache_dir={tmp_path / 's'},ensure_diskfree=0,max_stat_cache_size=0")
