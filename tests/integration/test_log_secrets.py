@@ -1,9 +1,10 @@
 """A debug log of a whole workload holds no key, signature or token, on both APIs.
 
-README.md: "`debug` [logs] every request (never credentials or signatures)". At debug level
-urllib3 logs every request line with its query string, which on the JSON API carries the
-download's ``?sign=`` (valid for ten minutes); the XML API sends a session token with
-temporary credentials. The emulator reads its keys from a private file, as a deployment
+SEMANTICS.md: "No log holds a secret, at any level (`debug` included) and on either API:
+not the SecretKey, not a session token, not a signature or the signature of a signed URL."
+At debug level urllib3 logs every request line with its query string, which on the JSON API
+carries the download's ``?sign=`` (valid for ten minutes; the log held it before the
+filter); the XML API sends a session token with temporary credentials. The emulator reads its keys from a private file, as a deployment
 would, so no key is on any command line either.
 
 Cost: about 3 s per API (one mount, a 3 MB multipart upload and read-back, a dozen small
