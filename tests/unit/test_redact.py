@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import io
 import logging
+import logging.handlers
+import os
+import socket
 from urllib.parse import quote
 
 import pytest
@@ -228,15 +231,58 @@ def test_an_unformattable_record_does_not_print_its_arguments(captured):
     assert SECRET_KEY not in stream.getvalue() and "unformattable log message" in stream.getvalue()
 
 
-def test_setup_logging_puts_the_filter_on_its_handler():
+@pytest.fixture
+def restored_root_logger():
     root = logging.getLogger()
     saved_handlers, saved_level = list(root.handlers), root.level
     try:
-        setup_logging("debug", foreground=True)
-        assert [REDACTION in handler.filters for handler in root.handlers] == [True]
+        yield root
     finally:
         for handler in list(root.handlers):
             root.removeHandler(handler)
+            handler.close()
         for handler in saved_handlers:
             root.addHandler(handler)
         root.setLevel(saved_level)
+
+
+def fake_syslog(tmp_path, monkeypatch) -> socket.socket:
+    """A datagram socket standing in for /dev/log, and SysLogHandler pointed at it."""
+    socket_path = str(tmp_path / "log.sock")
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    server.bind(socket_path)
+    server.settimeout(5)
+
+    class SocketSysLogHandler(logging.handlers.SysLogHandler):
+        def __init__(self, address="/dev/log", facility=logging.handlers.SysLogHandler.LOG_USER):  # noqa: ARG002
+            super().__init__(address=socket_path, facility=facility)
+
+    monkeypatch.setattr(logging.handlers, "SysLogHandler", SocketSysLogHandler)
+    real_exists = os.path.exists
+    monkeypatch.setattr(os.path, "exists", lambda path: path == "/dev/log" or real_exists(path))
+    return server
+
+
+@pytest.mark.parametrize("where", ["stderr", "logfile", "syslog"])
+def test_every_handler_setup_logging_makes_redacts_library_records(where, tmp_path, monkeypatch, capsys,
+                                                                  restored_root_logger):
+    """urllib3's request line, as it logs it (format and arguments), comes out redacted, on
+    stderr (foreground), in a logfile and to syslog (a socket standing in for /dev/log)."""
+    line, sign = json_download_line()
+    scheme_host, request = line.split(" ", 1)
+    logfile = tmp_path / "cosfs.log"
+    syslog = fake_syslog(tmp_path, monkeypatch) if where == "syslog" else None
+    setup_logging("debug", foreground=where == "stderr", logfile=str(logfile) if where == "logfile" else None)
+
+    logging.getLogger("urllib3.connectionpool").debug('%s "%s %s %s" %s %s', scheme_host, "GET",
+                                                      request.split()[1], "HTTP/1.1", 206, 10)
+
+    assert [REDACTION in handler.filters for handler in restored_root_logger.handlers] == [True]
+    if where == "stderr":
+        output = capsys.readouterr().err
+    elif where == "logfile":
+        output = logfile.read_text()
+    else:
+        output = syslog.recv(65536).decode()
+        syslog.close()
+    assert f"?sign={REDACTED} HTTP/1.1" in output and quote(sign, safe="") not in output
