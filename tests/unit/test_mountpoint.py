@@ -35,7 +35,8 @@ def test_a_dead_fuse_mount_is_named_with_the_unmount_command(tmp_path, monkeypat
 
 
 def test_a_missing_directory_is_named_with_mkdir(tmp_path):
-    assert message_for(tmp_path / "nope") == f"mountpoint {tmp_path / 'nope'} does not exist: create it with mkdir -p {tmp_path / 'nope'}"
+    missing = tmp_path / "nope"
+    assert message_for(missing) == f"mountpoint {missing} does not exist: create it with mkdir -p {missing}"
 
 
 def test_a_file_and_a_non_empty_directory(tmp_path):

@@ -62,11 +62,12 @@ def test_xml_q_sign_authorization_header_line_and_dict():
     signature = qsign.parse_authorization(auth)["q-signature"]
 
     header_line = redact(f"Authorization: {auth}\nHost: h")
-    as_dict = redact(repr({"Authorization": auth, "Host": "examplebucket-1250000000.cos.ap-guangzhou.myqcloud.com"}))
+    host = "examplebucket-1250000000.cos.ap-guangzhou.myqcloud.com"
+    as_dict = redact(repr({"Authorization": auth, "Host": host}))
 
     assert header_line == f"Authorization: {REDACTED}\nHost: h"
     assert signature not in as_dict
-    assert as_dict == repr({"Authorization": REDACTED, "Host": "examplebucket-1250000000.cos.ap-guangzhou.myqcloud.com"})
+    assert as_dict == repr({"Authorization": REDACTED, "Host": host})
 
 
 def test_xml_q_sign_in_a_presigned_url_plain_and_as_the_sdk_encodes_it():
@@ -254,7 +255,7 @@ def fake_syslog(tmp_path, monkeypatch) -> socket.socket:
     server.settimeout(5)
 
     class SocketSysLogHandler(logging.handlers.SysLogHandler):
-        def __init__(self, address="/dev/log", facility=logging.handlers.SysLogHandler.LOG_USER):  # noqa: ARG002
+        def __init__(self, address="/dev/log", facility=logging.handlers.SysLogHandler.LOG_USER):
             super().__init__(address=socket_path, facility=facility)
 
     monkeypatch.setattr(logging.handlers, "SysLogHandler", SocketSysLogHandler)
