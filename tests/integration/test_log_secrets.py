@@ -72,7 +72,7 @@ def workload(root: Path) -> None:
     ("xml", "api=xml,signature=cos"),
     ("xml-sigv4", "api=xml,signature=v4"),
     ("json", "api=json"),
-])
+], ids=["xml", "xml-sigv4", "json"])
 def test_a_debug_log_of_a_full_workload_holds_no_secret(keyed_emulator, tmp_path, api, options):
     if api.startswith("xml"):
         options += f",passwd_file={temporary_passwd(tmp_path)}"  # temporary keys: a token on every request
