@@ -55,12 +55,16 @@ if [ ! -e /dev/fuse ]; then
     exit 1
 fi
 
-# 2. cosfs itself, in a virtual environment next to the sources.
-if [ ! -x "$venv/bin/cosfs" ]; then
+# 2. cosfs itself, in a virtual environment next to the sources; installed again whenever the
+#    sources changed since (a stamp of their content), so a pull never runs stale code.
+stamp=$(cd "$repo" && find cosfs setup.cfg pyproject.toml -type f \( -name '*.py' -o -name '*.cfg' -o -name '*.toml' \) \
+    -print0 | sort -z | xargs -0 sha1sum | sha1sum | cut -d' ' -f1)
+if [ ! -x "$venv/bin/cosfs" ] || [ "$(cat "$venv/.cosfs-source-stamp" 2>/dev/null)" != "$stamp" ]; then
     echo "installing cosfs into $venv ..."
-    python3 -m venv "$venv"
+    [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
     "$venv/bin/python" -m pip install --quiet --upgrade pip
     "$venv/bin/python" -m pip install --quiet "$repo"
+    echo "$stamp" > "$venv/.cosfs-source-stamp"
 fi
 
 # 3. The emulator, in the background, on a free port.
@@ -69,10 +73,13 @@ if [ -f "$state/emulator.pid" ] && kill -0 "$(cat "$state/emulator.pid")" 2>/dev
     echo "quickstart: already running; run '$0 stop' first" >&2
     exit 1
 fi
+# The demo key pair, in one file only its owner can read: the emulator accepts it, the mount
+# signs with it. Neither gets the key on its command line, where ps shows it to every user.
 secret_id=AKIDdemo$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')
 secret_key=$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')
+(umask 077 && printf '%s:%s\n' "$secret_id" "$secret_key" >"$state/passwd-cosfs")
 "$venv/bin/cosfs-emulator" --root "$state/data" --port 0 --bucket "$bucket" \
-    --secret-id "$secret_id" --secret-key "$secret_key" >"$state/emulator.out" 2>"$state/emulator.log" &
+    --credentials-file "$state/passwd-cosfs" >"$state/emulator.out" 2>"$state/emulator.log" &
 echo $! >"$state/emulator.pid"
 for _ in $(seq 100); do
     grep -q '^listening on ' "$state/emulator.out" 2>/dev/null && break
@@ -83,7 +90,6 @@ if [ -z "$url" ]; then
     echo "quickstart: the emulator did not start; see $state/emulator.log" >&2
     exit 1
 fi
-(umask 077 && printf '%s:%s\n' "$secret_id" "$secret_key" >"$state/passwd-cosfs")
 
 # 4. The mount: the command returns once the bucket is mounted.
 unmount

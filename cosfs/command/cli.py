@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import errno
 import logging
 import os
 import sys
@@ -72,10 +73,27 @@ def split_bucket(text: str) -> Tuple[str, str]:
     return bucket, (prefix + "/" if prefix else "")
 
 
+#: What ``stat`` says on a FUSE mount whose daemon is gone: ENOTCONN once the process died
+#: (kill -9, a crash), ECONNABORTED when the connection was aborted through /sys/fs/fuse.
+DEAD_MOUNT_ERRORS = (errno.ENOTCONN, errno.ECONNABORTED)
+
+
 def check_mountpoint(path: str, nonempty: bool) -> str:
+    """The mountpoint, resolved, once it is an empty directory that nothing is mounted on.
+
+    A mount whose process died still sits in the mount table and answers every call with
+    ENOTCONN; ``os.path.exists`` calls that "does not exist", which sent users to ``mkdir``.
+    """
     resolved = os.path.realpath(path)
-    if not os.path.exists(resolved):
-        raise ConfigError(f"mountpoint {path} does not exist: create it with mkdir -p {path}")
+    try:
+        os.stat(resolved)
+    except FileNotFoundError:
+        raise ConfigError(f"mountpoint {path} does not exist: create it with mkdir -p {path}") from None
+    except OSError as exc:
+        if exc.errno in DEAD_MOUNT_ERRORS:
+            raise ConfigError(f"{path} is a stale mount: the process that served it has died ({exc.strerror}); "
+                              f"unmount it with fusermount3 -u {path}, then mount again") from None
+        raise ConfigError(f"cannot use mountpoint {path}: {exc.strerror}") from None
     if not os.path.isdir(resolved):
         raise ConfigError(f"mountpoint {path} is not a directory")
     if os.path.ismount(resolved):

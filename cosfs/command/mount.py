@@ -38,8 +38,9 @@ def build_filesystem(store: Store, options: Options, prefix: str, bucket: str,
                      uploads: Optional[UploadTracker] = None) -> CosFilesystem:
     """Caches, staging, uploader and the filesystem for one mount of ``bucket``.
 
-    ``clock`` stamps modification times; ``ttl_clock`` ages cache entries (monotonic, so a
-    wall-clock jump neither freezes nor flushes the caches); ``uploads`` hears the uploads'
+    ``clock`` stamps modification times (and, read now, dates the directories that have no
+    marker object: the mount's start time); ``ttl_clock`` ages cache entries (monotonic, so
+    a wall-clock jump neither freezes nor flushes the caches); ``uploads`` hears the uploads'
     progress (for ``cosfs status``).
     """
     defaults = AttrDefaults(
@@ -50,7 +51,8 @@ def build_filesystem(store: Store, options: Options, prefix: str, bucket: str,
     executor = ThreadPoolExecutor(max_workers=max(4, options.parallel_count * 2), thread_name_prefix="cosfs-io")
     stats = StatCache(options.stat_cache_ttl, options.negative_cache_ttl, options.max_stat_cache_size, ttl_clock)
     listings = ListCache(options.list_cache_ttl, clock=ttl_clock)
-    lookup = Lookup(store, PathMapper(prefix), stats, listings, defaults, executor, clock)
+    lookup = Lookup(store, PathMapper(prefix), stats, listings, defaults, executor, clock,
+                    mount_time_ns=int(clock() * 1e9))
     staging = StagingArea(staging_root(options, bucket), options.ensure_diskfree * MiB, bucket)
     files = OpenFiles(store, lookup, staging, Uploader(store, upload_policy(options), executor, uploads), clock)
     return CosFilesystem(store, lookup, files, defaults, clock, read_only=options.ro)

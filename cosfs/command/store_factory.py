@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Optional
 
+from cosfs.command.log import remember_credentials
 from cosfs.command.options import Options, options_from_string
 from cosfs.store.endpoints import Bucket, json_download_endpoint, json_endpoint, xml_endpoint
 from cosfs.store.interface import Store
@@ -43,7 +44,11 @@ def build_store(
     credentials: Optional[CredentialProvider] = None,
     transport: Optional[Transport] = None,
 ) -> Store:
-    """The store for ``bucket_name`` (``name-appid``) as the options describe it."""
+    """The store for ``bucket_name`` (``name-appid``) as the options describe it.
+
+    Whatever credentials it signs with are shown to the log's redaction filter first
+    (``remember_credentials``), so no log line can hold them.
+    """
     bucket = Bucket.parse(bucket_name)
     if not options.region and not options.endpoint:
         raise ConfigError(
@@ -55,6 +60,7 @@ def build_store(
         credentials = resolve_credentials(
             bucket.full_name, passwd_file=options.passwd_file, public_bucket=options.public_bucket
         )
+    credentials = remember_credentials(credentials)
     transport = transport or build_transport(options)
     if options.api == "json":
         return JsonStore(

@@ -3,13 +3,16 @@
     cosfs-emulator --root ./cos-data --port 9000 --bucket examplebucket-1250000000
 
 It prints ``listening on http://HOST:PORT`` once it accepts connections (with ``--port 0``
-the port is picked free), then the credentials to use, and serves until SIGINT/SIGTERM.
+the port is picked free), then the credentials to use when it generated them, and serves
+until SIGINT/SIGTERM. Keys it is given come from ``--credentials-file`` or the environment
+(``cosfs.emulator.credentials``); ``--secret-key`` shows the key to every user in ``ps``.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import os
 import re
 import secrets
 import signal
@@ -17,11 +20,18 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import List, Optional
+from typing import List, Optional, Tuple
 
 from cosfs import __version__
 from cosfs.emulator.auth import Authenticator, Principal
 from cosfs.emulator.context import Context
+from cosfs.emulator.credentials import (
+    ENV_SECRET_ID,
+    ENV_SECRET_KEY,
+    CredentialsError,
+    from_environment,
+    read_credentials_file,
+)
 from cosfs.emulator.faults import FaultInjector, FaultSettings
 from cosfs.emulator.server import EmulatorApp, serve
 from cosfs.emulator.storage import Storage
@@ -60,10 +70,16 @@ def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
     parser.add_argument("--bucket", action="append", dest="buckets", metavar="NAME-APPID",
                         help="a bucket to serve (repeatable; default examplebucket-1250000000)")
     parser.add_argument("--region", default="ap-guangzhou", help="region the server pretends to be")
-    parser.add_argument("--secret-id", help="SecretId to accept (generated and printed when omitted)")
-    parser.add_argument("--secret-key", help="SecretKey to accept (generated and printed when omitted)")
+    parser.add_argument("--credentials-file", type=Path, metavar="FILE",
+                        help="read the SecretId:SecretKey to accept from FILE (more lines: more pairs, "
+                        "ID:KEY:TOKEN for temporary ones); it must be private to its owner (chmod 600)")
+    parser.add_argument("--secret-id", help=f"SecretId to accept (default ${ENV_SECRET_ID}, else generated "
+                        "and printed)")
+    parser.add_argument("--secret-key", help=f"SecretKey to accept (default ${ENV_SECRET_KEY}, else generated "
+                        "and printed); every user sees it in ps: prefer --credentials-file or the environment")
     parser.add_argument("--credential", action="append", default=[], metavar="ID:KEY[:TOKEN]",
-                        help="more credentials; with TOKEN they are temporary and need x-cos-security-token")
+                        help="more credentials; with TOKEN they are temporary and need x-cos-security-token "
+                        "(shown in ps too: prefer more lines in --credentials-file)")
     parser.add_argument("--public-read", action="store_true", help="allow anonymous GET and HEAD")
     parser.add_argument("--no-auth", action="store_true", help="accept unsigned requests (experiments only)")
     parser.add_argument("--fixed-time", type=float, metavar="UNIX",
@@ -79,6 +95,8 @@ def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, help="seed of the fault injection random source")
     parser.add_argument("--log-level", default="warning", choices=["debug", "info", "warning", "error"])
     args = parser.parse_args(argv)
+    if args.credentials_file and (args.secret_id or args.secret_key):
+        parser.error("give the credentials once: --credentials-file or --secret-id/--secret-key")
     args.buckets = args.buckets or ["examplebucket-1250000000"]
     for bucket in args.buckets:
         if not BUCKET_RE.match(bucket):
@@ -86,22 +104,35 @@ def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
     return args
 
 
-def principals(args: argparse.Namespace) -> List[Principal]:
-    found = [Principal(args.secret_id, args.secret_key)]
+def principals(args: argparse.Namespace) -> Tuple[List[Principal], bool]:
+    """Every key pair to accept, the main one first, and whether the main one was generated.
+
+    The main pair comes from ``--credentials-file``, else the flags, else the environment
+    (``cosfs.emulator.credentials``); a missing half is generated.
+    """
+    if args.credentials_file:
+        found, generated = read_credentials_file(args.credentials_file), False
+    else:
+        env_id, env_key = from_environment(os.environ)
+        secret_id, secret_key = args.secret_id or env_id, args.secret_key or env_key
+        generated = not (secret_id and secret_key)
+        found = [Principal(secret_id or "AKID" + secrets.token_hex(16), secret_key or secrets.token_hex(16))]
     for text in args.credential:
         parts = text.split(":")
         if len(parts) not in (2, 3) or not all(parts):
             raise SystemExit(f"cosfs-emulator: --credential {text!r} is not ID:KEY or ID:KEY:TOKEN")
         found.append(Principal(*parts))
-    return found
+    return found, generated
 
 
 def main(argv: Optional[List[str]] = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    generated = not (args.secret_id and args.secret_key)
-    args.secret_id = args.secret_id or "AKID" + secrets.token_hex(16)
-    args.secret_key = args.secret_key or secrets.token_hex(16)
+    try:
+        accepted, generated = principals(args)
+    except CredentialsError as exc:
+        print(f"cosfs-emulator: {exc}", file=sys.stderr)
+        return 2
 
     if args.fixed_time is not None:
         fixed = args.fixed_time
@@ -111,7 +142,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         clock = lambda: time.time() + skew  # noqa: E731
     faults = FaultInjector(FaultSettings(args.fail_rate, args.reset_rate, args.latency_ms, args.bandwidth, args.seed))
     storage = Storage(args.root, clock=clock)
-    auth = Authenticator(principals(args), clock, no_auth=args.no_auth, public_read=args.public_read)
+    auth = Authenticator(accepted, clock, no_auth=args.no_auth, public_read=args.public_read)
     app = EmulatorApp(Context(storage, auth, args.region, args.buckets, clock), faults)
     try:
         server = serve(app, args.host, args.port)
@@ -122,7 +153,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     print(f"listening on http://{host}:{port}", flush=True)
     print(f"buckets: {', '.join(args.buckets)}  region: {args.region}", flush=True)
     if generated:
-        print(f"secret id: {args.secret_id}\nsecret key: {args.secret_key}", flush=True)
+        print(f"secret id: {accepted[0].secret_id}\nsecret key: {accepted[0].secret_key}", flush=True)
 
     def stop(signum, frame):  # noqa: ARG001 (signal handler signature)
         threading.Thread(target=server.shutdown, daemon=True).start()

@@ -16,10 +16,15 @@ Cost model (what a request costs is what this module is for):
 A name that is both a file (``a``) and a directory prefix (``a/``) shows as the file, the
 same answer the HEAD order gives; the directory's content is then not reachable through
 the mount (documented in SEMANTICS.md).
+
+A directory with no marker object (written by another tool, or the mount's root) has no
+time of its own (the JSON API answers 0): it shows the mount's start time, which stays the
+same however and whenever it is looked up and costs no request.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import logging
 import threading
@@ -29,7 +34,7 @@ from typing import Callable, Dict, Optional
 from cosfs.metadata import paths
 from cosfs.metadata.attrs import Attr, AttrDefaults, attr_from_info, implicit_dir_attr, root_attr
 from cosfs.metadata.cache import MISSING, ListCache, Listing, StatCache
-from cosfs.store.interface import Store
+from cosfs.store.interface import ObjectInfo, Store
 from cosfs.wire.errors import CosfsError
 
 log = logging.getLogger(__name__)
@@ -54,6 +59,7 @@ class Lookup:
         defaults: AttrDefaults,
         executor: ThreadPoolExecutor,
         clock: Callable[[], float],
+        mount_time_ns: int,
     ) -> None:
         self.store = store
         self.mapper = mapper
@@ -62,6 +68,7 @@ class Lookup:
         self.defaults = defaults
         self.executor = executor
         self.clock = clock
+        self.mount_time_ns = mount_time_ns
         self._lock = threading.Lock()
         self._prefetching: Dict[str, threading.Event] = {}  # guarded by self._lock
         self._misses: Dict[str, int] = {}  # guarded by self._lock: attribute misses per listed directory
@@ -71,7 +78,7 @@ class Lookup:
     def getattr(self, path: str) -> Attr:
         """The attributes of ``path``; ENOENT if nothing is there."""
         if path == "/":
-            return root_attr(self.defaults, int(self.clock() * 1e9))
+            return root_attr(self.defaults, self.mount_time_ns)
         self.mapper.check(path)  # a name too long is ENAMETOOLONG, whatever the caches hold
         cached = self.stats.get(path)
         if cached is MISSING:
@@ -105,10 +112,18 @@ class Lookup:
         dir_key = self.mapper.dir_key(path)
         info = self.store.stat(dir_key)
         if info is not None:
-            return attr_from_info(info, self.defaults, is_dir=True)
+            return self._dir_attr(info)
         if kind == "dir" or self._has_children(dir_key):
-            return implicit_dir_attr(self.defaults)
+            return implicit_dir_attr(self.defaults, self.mount_time_ns)
         return None
+
+    def _dir_attr(self, info: ObjectInfo) -> Attr:
+        """A directory COS answered for. The JSON API also answers for one without a marker,
+        with a time of 0: that directory has no time either, and gets the mount's."""
+        attr = attr_from_info(info, self.defaults, is_dir=True)
+        if info.mtime_ns == 0 and attr.mtime_ns == 0:
+            return dataclasses.replace(attr, mtime_ns=self.mount_time_ns)
+        return attr
 
     def _has_children(self, dir_key: str) -> bool:
         page = self.store.list_page(dir_key, max_keys=1)
@@ -212,7 +227,7 @@ class Lookup:
             log.debug("prefetch of %s failed: %s", path, error)
             return _FAILED
         if attr is None and kind == "dir":
-            return implicit_dir_attr(self.defaults)
+            return implicit_dir_attr(self.defaults, self.mount_time_ns)
         return attr
 
     # --- invalidation -------------------------------------------------------------------

@@ -206,6 +206,12 @@ class CosFilesystem:
     def link(self, path: str, target: str) -> None:
         raise error(path, "hard links are not supported on COS", errno.EPERM)
 
+    def mknod(self, path: str) -> None:
+        """Device files, FIFOs and sockets cannot be stored: EPERM, after the name is checked
+        like any new name (a control character is EINVAL here as in create)."""
+        self.mapper.check(path)
+        raise error(path, "device files, FIFOs and sockets cannot be stored in COS", errno.EPERM)
+
     # --- files --------------------------------------------------------------------------
 
     def create(self, path: str, mode: int, uid: int, gid: int, owner: Optional[int] = None) -> int:
@@ -307,6 +313,7 @@ class CosFilesystem:
 
     def rename(self, old: str, new: str) -> None:
         self._writable(old)
+        self.mapper.check(new)  # a name COS cannot hold is refused before any request
         if old == new:
             return
         if new.startswith(old.rstrip("/") + "/"):

@@ -149,7 +149,7 @@ class CosOperations(binding.Operations):
 
     @translated
     def mknod(self, path, mode, dev):
-        raise CosfsError(f"{path}: device files, FIFOs and sockets cannot be stored in COS", errno.EPERM)
+        self.fs.mknod(path)
 
     @translated
     def statfs(self, path):

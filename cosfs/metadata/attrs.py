@@ -174,8 +174,13 @@ def attr_from_info(
     )
 
 
-def implicit_dir_attr(defaults: AttrDefaults, mtime_ns: int = 0) -> Attr:
-    """The attributes of a directory that exists only as a key prefix (no marker object)."""
+def implicit_dir_attr(defaults: AttrDefaults, mtime_ns: int) -> Attr:
+    """The attributes of a directory that exists only as a key prefix (no marker object).
+
+    Such a directory has no time of its own; ``mtime_ns`` is the caller's choice (the mount's
+    start time for one found in COS, now for one this mount just emptied), never the epoch:
+    a directory dated 1 January 1970 looks broken and sorts wrongly.
+    """
     return Attr(
         kind=DIR,
         mode=stat.S_IFDIR | defaults.dir_mode,

@@ -3,8 +3,15 @@
 A mount path is absolute POSIX (``/`` is the root of the mount) as FUSE passes it: no
 empty, ``.`` or ``..`` components. A file ``/a/b`` is the key ``prefix + "a/b"``, the
 directory ``/a/b`` is the marker key ``prefix + "a/b/"``, and the root is ``prefix`` itself
-(``""`` for a whole bucket). Names COS can hold but a directory entry cannot (empty,
-``.``, ``..``, or with ``/`` or NUL) are hidden with ``visible_name``.
+(``""`` for a whole bucket). Names a key can hold but a directory entry cannot (empty,
+``.``, ``..``, or with ``/``) are hidden with ``visible_name``.
+
+A name COS cannot hold is refused with EINVAL wherever a path is checked, before any cache
+or request: one that is not UTF-8, or that has a control character (U+0000 to U+001F and
+U+007F; COS refuses such keys, but only when the object is stored, which for a new file is
+its ``close``). Looking such a name up is EINVAL too, not ENOENT: the answer is the same for
+every operation, costs no request, and the kernel does not cache it as a missing entry.
+Keys with control characters (written to another S3-compatible store) are not listed.
 
 Pure functions only: no I/O.
 """
@@ -12,6 +19,7 @@ Pure functions only: no I/O.
 from __future__ import annotations
 
 import errno
+import re
 
 from cosfs.wire import facts
 from cosfs.wire.errors import ConfigError, CosfsError
@@ -22,6 +30,9 @@ MAX_KEY_BYTES = facts.MAX_KEY_BYTES
 MAX_NAME_BYTES = 255
 
 ROOT = "/"
+
+#: The characters no COS key may hold: the C0 controls (NUL included) and DEL.
+_CONTROL = re.compile("[\x00-\x1f\x7f]")
 
 
 class PathMapper:
@@ -88,10 +99,10 @@ def _normalise_prefix(prefix: str) -> str:
     if not stripped:
         return ""
     for part in stripped.split("/"):
-        if part in ("", ".", "..") or "\0" in part:
+        if part in ("", ".", "..") or _CONTROL.search(part):
             raise ConfigError(
-                f"mount prefix {prefix!r} has an empty, '.', '..' or NUL component; "
-                "give it like /sub/dir"
+                f"mount prefix {prefix!r} has an empty, '.' or '..' component or a control "
+                "character; give it like /sub/dir"
             )
     try:
         stripped.encode("utf-8")
@@ -113,9 +124,14 @@ def _relative(path: str) -> str:
 
 
 def _check_component(path: str, part: str) -> None:
-    if part in ("", ".", "..") or "\0" in part:
+    if part in ("", ".", ".."):
+        raise CosfsError(f"path {path!r} has an empty, '.' or '..' component", errno.EINVAL)
+    control = _CONTROL.search(part)
+    if control:
         raise CosfsError(
-            f"path {path!r} has an empty, '.', '..' or NUL component", errno.EINVAL
+            f"path {path!r} has the control character U+{ord(control.group()):04X}; COS keys cannot hold "
+            "control characters (U+0000 to U+001F, U+007F)",
+            errno.EINVAL,
         )
     try:
         size = len(part.encode("utf-8"))
@@ -154,10 +170,11 @@ def join(dir_path: str, name: str) -> str:
 def visible_name(name: str) -> bool:
     """Whether ``name`` (one component from a listing) can appear as a directory entry.
 
-    False for ``""`` (from keys like ``a//b``), ``.``, ``..``, names with ``/`` or NUL,
-    and names over ``MAX_NAME_BYTES`` (they could be listed but never looked up).
+    False for ``""`` (from keys like ``a//b``), ``.``, ``..``, names with ``/`` or a control
+    character (NUL included), and names over ``MAX_NAME_BYTES``: they could be listed but
+    never looked up.
     """
-    if name in ("", ".", "..") or "/" in name or "\0" in name:
+    if name in ("", ".", "..") or "/" in name or _CONTROL.search(name):
         return False
     try:
         return len(name.encode("utf-8")) <= MAX_NAME_BYTES

@@ -1,4 +1,8 @@
-"""Fixtures for real-mount tests: an emulator, and cosfs mounted on it with each API."""
+"""Fixtures for real-mount tests: an emulator, and cosfs mounted on it with each API.
+
+Each mount's log is checked when the fixture stops it (``Mount.stop``): a SecretKey or a
+signature in it fails the test, whatever the test was about.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +17,14 @@ def api(request) -> str:
     return request.param
 
 
+def stop_and_show(mounted) -> None:
+    """Stop ``mounted`` (which checks its log for secrets) and print its log either way."""
+    try:
+        mounted.stop()
+    finally:
+        print(f"--- cosfs log ({mounted.path}, exit status {mounted.process.returncode}) ---\n{mounted.log()}")
+
+
 @pytest.fixture
 def cos(emulator, tmp_path, api):
     """The emulator's bucket mounted at ``cos.path`` with ``api``; unmounted afterwards."""
@@ -20,8 +32,7 @@ def cos(emulator, tmp_path, api):
     try:
         yield mounted
     finally:
-        status = mounted.stop()
-        print(f"--- cosfs log (exit status {status}) ---\n{mounted.log()}")
+        stop_and_show(mounted)
 
 
 @pytest.fixture
@@ -37,7 +48,11 @@ def remount(emulator, tmp_path, api):
     try:
         yield make
     finally:
+        failures = []
         for mounted in mounts:
-            mounted.stop()
-            print(f"--- cosfs log ({mounted.path}) ---\n{mounted.log()}")
-
+            try:
+                stop_and_show(mounted)
+            except AssertionError as failure:
+                failures.append(failure)
+        if failures:
+            raise failures[0]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import stat
 import subprocess
+import time
 
 from tests.integration.bucket import Bucket
 from tests.integration.local_tree import run
@@ -187,3 +188,22 @@ def test_unlink_of_a_symlink_keeps_its_target(cos):
 
     assert os.listdir(cos.path) == ["target"]
     assert (cos.path / "target").read_bytes() == b"kept"
+
+
+def test_a_directory_without_a_marker_shows_the_mount_time_not_1970(emulator, remount):
+    """SEMANTICS.md: "A directory without a marker has no time in COS: it (and the mount's
+    root) shows the time the mount started, the same at every lookup" (other tools write
+    ``photos/2024/a.jpg`` and no ``photos/`` object; it showed 1970)."""
+    Bucket(emulator).put_many(["photos/2024/a.jpg", "photos/2024/b.jpg"], b"jpeg")
+    before = time.time_ns()
+
+    mounted = remount("fresh").path
+    after = time.time_ns()
+
+    alone = os.stat(mounted / "photos")
+    listed = os.stat(mounted / "photos" / os.listdir(mounted / "photos")[0])
+    root = os.stat(mounted)
+    for found in (alone, listed, root):
+        assert stat.S_ISDIR(found.st_mode)
+        assert before - 10**9 <= found.st_mtime_ns <= after, found
+    assert os.stat(mounted).st_mtime_ns == root.st_mtime_ns

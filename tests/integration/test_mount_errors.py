@@ -7,8 +7,10 @@ a margin for Python start-up and one retry.
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import time
@@ -16,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.mounted import child_env, cosfs_command, require_fuse, wait_until, write_passwd
+from tests.support.mounted import child_env, cosfs_command, mount, require_fuse, wait_until, write_passwd
 
 CONNECT_TIMEOUT = 5.0
 MARGIN = 15.0
@@ -43,9 +45,14 @@ def processes_mentioning(text: str) -> list:
     return found
 
 
+def mount_entries(path: Path) -> int:
+    """How many mounts the mount table has on ``path`` (dead FUSE mounts included)."""
+    return sum(line.split()[1] == str(path) for line in Path("/proc/self/mounts").read_text().splitlines())
+
+
 def is_mounted(path: Path) -> bool:
     """Whether ``path`` is in the mount table (dead FUSE mounts included)."""
-    return any(line.split()[1] == str(path) for line in Path("/proc/self/mounts").read_text().splitlines())
+    return mount_entries(path) > 0
 
 
 def attempt(args) -> "tuple[subprocess.CompletedProcess, float]":
@@ -162,3 +169,38 @@ def test_mountpoint_already_mounted(cos, emulator, tmp_path):
     assert done.returncode != 0
     assert "already a mount point" in done.stderr and len(done.stderr.strip().splitlines()) == 1
     assert os.path.ismount(cos.path) and os.listdir(cos.path) == []
+
+
+def stat_errno(path: Path) -> int:
+    try:
+        os.stat(path)
+    except OSError as exc:
+        return exc.errno
+    return 0
+
+
+@FOREGROUND
+def test_a_stale_mount_says_to_unmount_it_then_mounting_works(emulator, tmp_path, mountpoint, foreground):
+    """A mount whose cosfs was killed answers ENOTCONN: mounting again must name that and
+    ``fusermount3 -u``, not send the user to mkdir; after the unmount the same command works."""
+    killed = mount(emulator, tmp_path, name=mountpoint.name)
+    killed.process.send_signal(signal.SIGKILL)
+    killed.process.wait(10)
+    wait_until(lambda: stat_errno(mountpoint) == errno.ENOTCONN, what="the kernel's cached attributes of the "
+               "dead mount to expire (attr_timeout)")
+    args = cosfs_command(emulator, mountpoint, foreground=foreground, passwd=write_passwd(tmp_path, emulator))
+
+    done, elapsed = attempt(args)
+
+    assert done.returncode == 1 and elapsed < CONNECT_TIMEOUT + MARGIN, done.stderr
+    assert done.stderr.startswith(f"cosfs: {mountpoint} is a stale mount") and done.stderr.count("\n") == 1
+    assert f"fusermount3 -u {mountpoint}" in done.stderr and "mkdir" not in done.stderr
+    assert mount_entries(mountpoint) == 1, "a second mount was stacked on the stale one"
+    assert processes_mentioning(str(mountpoint)) == []
+    assert subprocess.run(["fusermount3", "-u", str(mountpoint)], capture_output=True).returncode == 0
+    again = mount(emulator, tmp_path, name=mountpoint.name)
+    try:
+        (mountpoint / "alive.txt").write_text("mounted again")
+        assert os.listdir(mountpoint) == ["alive.txt"]
+    finally:
+        again.stop()

@@ -183,3 +183,26 @@ def test_a_key_over_850_bytes_is_enametoolong(cos):
     with pytest.raises(OSError) as raised:
         os.rename(cos.path / "short", too_long)
     assert raised.value.errno == errno.ENAMETOOLONG
+
+
+def test_a_control_character_in_a_name_is_einval_at_once_without_a_request(cos, emulator):
+    """SEMANTICS.md: "A name with a control character (U+0000 to U+001F, U+007F) fails with
+    EINVAL at once, for every operation, without a request" (COS refuses such keys; the
+    error used to come at close, after the name was listed)."""
+    (cos.path / "ok.txt").write_text("x")
+    assert os.listdir(cos.path) == ["ok.txt"]
+    emulator.admin("stats/reset")
+    makers = {
+        "create": lambda p: open(p, "w"),
+        "mkdir": os.mkdir,
+        "symlink": lambda p: os.symlink("ok.txt", p),
+        "mknod": os.mkfifo,
+        "rename": lambda p: os.rename(cos.path / "ok.txt", p),
+        "stat": os.stat,
+    }
+    for name in ("tab\there", "line\nfeed", "esc\x1b[1m", "del\x7f"):
+        for what, make in makers.items():
+            assert errno_of(make, cos.path / name) == errno.EINVAL, (what, name)
+
+    assert emulator.stats() == {}, "a refused name cost a request"
+    assert os.listdir(cos.path) == ["ok.txt"]

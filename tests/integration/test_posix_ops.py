@@ -10,6 +10,7 @@ import os
 import stat
 
 from tests.integration.bucket import Bucket
+from tests.support.mounted import wait_until
 
 
 def test_getattr_of_a_written_file(cos):
@@ -74,10 +75,13 @@ def test_rmdir_removes_an_empty_directory(cos, emulator):
 
 
 def test_create_with_o_creat_makes_an_empty_file(cos, emulator):
+    """SEMANTICS.md: a file left empty (created, nothing written) is stored at its last close,
+    the release the kernel sends right after ``close()`` returns, never ahead of its data."""
     fd = os.open(cos.path / "new", os.O_CREAT | os.O_WRONLY, 0o640)
     os.close(fd)
 
     assert os.stat(cos.path / "new").st_size == 0
+    wait_until(lambda: Bucket(emulator).exists("new"), what="the empty object")
     assert Bucket(emulator).get("new") == b""
 
 

@@ -83,14 +83,26 @@ class RunningEmulator:
 
 
 def start_emulator(root: Path, *extra_args: str, port: int = 0, timeout: float = 30.0,
-                   secret_id: str = SECRET_ID, secret_key: str = SECRET_KEY) -> RunningEmulator:
-    """Start the emulator on ``root``; returns once it accepts connections."""
+                   secret_id: str = SECRET_ID, secret_key: str = SECRET_KEY,
+                   credentials_file: Optional[Path] = None, keys_in_environment: bool = False) -> RunningEmulator:
+    """Start the emulator on ``root``; returns once it accepts connections.
+
+    The keys go on its command line (fixed test keys), or come as a deployment gives them:
+    from ``credentials_file`` (``secret_id``/``secret_key`` must be its first line's) or,
+    with ``keys_in_environment``, from ``COSFS_EMULATOR_SECRET_ID``/``_SECRET_KEY``.
+    """
+    env = dict(os.environ, PYTHONPATH=str(REPOSITORY) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    if credentials_file is not None:
+        keys = ["--credentials-file", str(credentials_file)]
+    elif keys_in_environment:
+        keys = []
+        env.update(COSFS_EMULATOR_SECRET_ID=secret_id, COSFS_EMULATOR_SECRET_KEY=secret_key)
+    else:
+        keys = ["--secret-id", secret_id, "--secret-key", secret_key]
     args = [
         sys.executable, "-m", "cosfs.emulator", "--root", str(root), "--port", str(port),
-        "--bucket", BUCKET, "--region", REGION, "--secret-id", secret_id, "--secret-key", secret_key,
-        *extra_args,
+        "--bucket", BUCKET, "--region", REGION, *keys, *extra_args,
     ]
-    env = dict(os.environ, PYTHONPATH=str(REPOSITORY) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     log_path = Path(str(root) + ".log")
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "a") as log:  # a file, not a pipe: a chatty server must never block on stderr

@@ -61,6 +61,14 @@ def test_systemd_analyze_verify_accepts_the_unit(tmp_path, unit, name):
     assert result.returncode == 0 and not problems, result.stdout + result.stderr
 
 
+def test_no_unit_puts_a_secret_on_a_command_line():
+    """A command line is readable by every user (ps): keys come from files or EnvironmentFile=."""
+    for unit in sorted(UNITS.iterdir()):
+        for line in unit.read_text().splitlines():
+            if line.startswith(("ExecStart", "Options=")):
+                assert not re.search(r"(?i)secret|--credential |token", line), f"{unit.name}: {line}"
+
+
 def exec_start(tmp_path: Path, emulator, mountpoint: Path, options: str) -> list:
     """The unit's ExecStart with the variables an /etc/cosfs/NAME.conf would give it."""
     line = next(l for l in (UNITS / "cosfs@.service").read_text().splitlines() if l.startswith("ExecStart="))

@@ -228,11 +228,17 @@ def test_caller_can_say_it_is_not_a_dir():
 
 
 def test_implicit_dir_and_root():
-    implicit = implicit_dir_attr(DEFAULTS)
+    implicit = implicit_dir_attr(DEFAULTS, 1_700_000_000 * 10**9)
     assert (implicit.kind, implicit.mode, implicit.uid, implicit.mtime_ns) == (
-        "dir", stat.S_IFDIR | 0o755, 1000, 0,
+        "dir", stat.S_IFDIR | 0o755, 1000, 1_700_000_000 * 10**9,
     )
     assert root_attr(DEFAULTS, 42).mtime_ns == 42
+
+
+def test_an_implicit_dir_has_no_default_time():
+    """Its time is always chosen by the caller: a default of 0 showed 1 January 1970."""
+    with pytest.raises(TypeError):
+        implicit_dir_attr(DEFAULTS)  # type: ignore[call-arg]
 
 
 def test_defaults_follow_the_umask():
@@ -266,7 +272,7 @@ def test_to_stat_blocks(size, blocks):
 
 
 def test_to_stat_of_a_dir_and_values_are_ints():
-    st = implicit_dir_attr(DEFAULTS).to_stat()
+    st = implicit_dir_attr(DEFAULTS, 5).to_stat()
     assert st["st_nlink"] == 2
     assert all(type(value) is int for value in st.values())
 

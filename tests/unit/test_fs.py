@@ -12,6 +12,7 @@ import pytest
 
 from cosfs.command.mount import build_filesystem
 from cosfs.command.options import options_from_string
+from cosfs.store.interface import ObjectInfo
 from cosfs.wire.errors import CosError, CosfsError
 from tests.support.clock import FakeClock
 from tests.support.fake_store import FakeStore
@@ -154,6 +155,43 @@ def test_prefix_only_directories_are_usable(fs, store):
     assert fs.getattr("/implicit").kind == "dir"
     assert [n for n, _ in fs.readdir("/implicit")] == ["sub"]
     assert read_file(fs, "/implicit/sub/file.txt") == b"data"
+
+
+def test_prefix_only_directories_and_the_root_show_the_mount_time(fs, store, clock):
+    """SEMANTICS.md: "A directory without a marker has no time in COS: it (and the mount's
+    root) shows the time the mount started, the same at every lookup", whether it is looked
+    up alone, found in a listing, or prefetched with its siblings (it showed 1970)."""
+    mounted_ns = int(clock() * 1e9)
+    store.put_raw("alone/file.txt", b"x")
+    for name in ("listed", "sibling"):
+        store.put_raw(f"{name}/file.txt", b"x")
+    clock.advance(3600)
+
+    alone = fs.getattr("/alone")  # HEAD file, HEAD marker, one-key LIST
+    fs.readdir("/")
+    listed = fs.getattr("/listed")
+    prefetched = fs.getattr("/sibling")  # the second miss in a listed directory prefetches all
+
+    assert [attr.mtime_ns for attr in (alone, listed, prefetched)] == [mounted_ns] * 3
+    assert fs.getattr("/").mtime_ns == mounted_ns
+    clock.advance(3600)
+    assert fs.getattr("/").mtime_ns == mounted_ns, "the root's time must not move on every stat"
+
+
+def test_a_directory_cos_dates_0_gets_the_mount_time_but_a_stored_time_of_0_stays(fs, store, clock, monkeypatch):
+    """The JSON API's stat of a directory without a marker answers, with mtime 0."""
+    mounted_ns = int(clock() * 1e9)
+    store.put_raw("d/f", b"x")
+    store.put_raw("epoch/", b"", {"mode": str(stat.S_IFDIR | 0o755), "mtime": "0"})
+    real_stat = store.stat
+
+    def json_like_stat(key):
+        return ObjectInfo(key=key, size=0, mtime_ns=0, is_dir=True) if key == "d/" else real_stat(key)
+
+    monkeypatch.setattr(store, "stat", json_like_stat)
+
+    assert fs.getattr("/d").mtime_ns == mounted_ns
+    assert fs.getattr("/epoch").mtime_ns == 0, "touch -d @0 on a directory is kept"
 
 
 def test_rename_file_replaces_target_and_follows_posix_errors(fs, store):
@@ -365,6 +403,37 @@ def test_a_name_too_long_is_enametoolong_whatever_the_cache_holds(fs, path):
     assert errno_of(fs.symlink, path, "target", 0, 0) == errno.ENAMETOOLONG
     write_file(fs, "/short", b"x")
     assert errno_of(fs.rename, "/short", path) == errno.ENAMETOOLONG
+
+
+@pytest.mark.parametrize("name", ["tab\there", "new\nline", "nul\0", "esc\x1b[0m", "del\x7f", "\x01"])
+def test_a_control_character_is_einval_at_once_for_every_way_to_make_a_name(fs, store, name):
+    """SEMANTICS.md: "A name with a control character (U+0000 to U+001F, U+007F) fails with
+    EINVAL at once, for every operation, without a request" (it used to fail at close)."""
+    fs.mkdir("/d", 0o755, 0, 0)
+    write_file(fs, "/d/ok.txt", b"x")
+    fs.readdir("/d")
+    before = sum(store.calls.values())
+    path = "/d/" + name
+    assert errno_of(fs.getattr, path) == errno.EINVAL
+    assert errno_of(fs.create, path, 0o644, 0, 0) == errno.EINVAL
+    assert errno_of(fs.mkdir, path, 0o755, 0, 0) == errno.EINVAL
+    assert errno_of(fs.symlink, path, "ok.txt", 0, 0) == errno.EINVAL
+    assert errno_of(fs.mknod, path) == errno.EINVAL
+    assert errno_of(fs.rename, "/d/ok.txt", path) == errno.EINVAL
+    assert errno_of(fs.rename, "/d/ok.txt", "/" + name + "/x") == errno.EINVAL
+    assert sum(store.calls.values()) == before, "a refused name cost a request"
+    assert [entry for entry, _ in fs.readdir("/d")] == ["ok.txt"]
+
+
+def test_mknod_of_a_valid_name_is_eperm(fs):
+    assert errno_of(fs.mknod, "/fifo") == errno.EPERM
+
+
+def test_keys_with_control_characters_are_not_listed(fs, store):
+    """Another S3-compatible store may hold such keys; they could be listed but never opened."""
+    store.put_raw("a\x01b", b"x")
+    store.put_raw("fine", b"x")
+    assert [name for name, _ in fs.readdir("/")] == ["fine"]
 
 
 def test_max_stat_cache_size_0_turns_the_stat_cache_off(store, clock, tmp_path):

@@ -183,6 +183,26 @@ def test_visible_names(name):
     assert visible_name(name)
 
 
-@pytest.mark.parametrize("name", ["", ".", "..", "a/b", "a\0b", "x" * 256, "bad\udcff"])
+@pytest.mark.parametrize("name", ["", ".", "..", "a/b", "a\0b", "x" * 256, "bad\udcff", "a\tb", "a\x1f", "\x7f"])
 def test_invisible_names(name):
     assert not visible_name(name)
+
+
+@pytest.mark.parametrize("char", [chr(code) for code in range(0x20)] + ["\x7f"])
+def test_a_control_character_is_einval_naming_its_code_point(char):
+    path = f"/d/a{char}b"
+    for method in (PathMapper().file_key, PathMapper().dir_key, PathMapper().check):
+        with pytest.raises(CosfsError) as caught:
+            method(path)
+        assert caught.value.errno == errno.EINVAL
+        assert f"U+{ord(char):04X}" in caught.value.message and "control character" in caught.value.message
+
+
+@pytest.mark.parametrize("name", ["\x80", "\u200b", "a\u00a0b", "emoji \U0001f600"])
+def test_other_characters_are_accepted(name):
+    assert PathMapper().file_key("/" + name) == name and visible_name(name)
+
+
+def test_a_prefix_with_a_control_character_is_refused():
+    with pytest.raises(ConfigError):
+        PathMapper("/sub/a\tb")
