@@ -1,7 +1,7 @@
 """The status socket: where a mount's daemon answers ``cosfs status`` with one JSON snapshot.
 
 One Unix socket per mount, in the user's runtime directory: ``/run/cosfs/`` for root,
-``$XDG_RUNTIME_DIR/cosfs/`` for a user who has one, else ``/tmp/cosfs-UID/``
+``$XDG_RUNTIME_DIR/cosfs/`` for a user who has one, else ``$TMPDIR/cosfs-<uid>/``
 (``COSFS_RUNTIME_DIR`` overrides all three). The directory is 0700 and must belong to the
 user, the socket is 0600: only the mounting user (and root) can read a mount's status,
 which names files and keys. The socket's name comes from the mount point, so
