@@ -26,7 +26,7 @@ from urllib.parse import urlsplit
 import requests
 
 from cosfs.command import diagnose
-from cosfs.command.options import Options, parse_options, split_option_string
+from cosfs.command.options import Options, options_from_arguments
 from cosfs.command.store_factory import build_store
 from cosfs.wire.errors import ConfigError, CosError
 
@@ -204,7 +204,7 @@ def main(argv: List[str]) -> int:
     parser.add_argument("--write-test", action="store_true", help="also write, read and delete a small object")
     args = parser.parse_args(argv)
     try:
-        options = parse_options(pair for text in args.options for pair in split_option_string(text))
+        options = options_from_arguments(args.options)
     except ConfigError as exc:
         print(f"FAIL  options: {exc}")
         return 1

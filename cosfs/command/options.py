@@ -175,6 +175,11 @@ def options_from_string(text: str) -> Options:
     return parse_options(split_option_string(text))
 
 
+def options_from_arguments(values: Iterable[str]) -> Options:
+    """``Options`` from every ``-o`` argument of a command line (each ``a=1,b,c=x``)."""
+    return parse_options(pair for text in values for pair in split_option_string(text))
+
+
 def options_help() -> str:
     """One line per option: name, default, what it does."""
     lines = []

@@ -14,7 +14,7 @@ import argparse
 import sys
 from typing import List, TextIO
 
-from cosfs.command.options import Options, parse_options, split_option_string
+from cosfs.command.options import Options, options_from_arguments
 from cosfs.command.store_factory import build_store
 from cosfs.command.write_path import staging_root, upload_policy
 from cosfs.data.recovery import (
@@ -71,7 +71,7 @@ def main(argv: List[str]) -> int:
     args = parser.parse_args(argv)
     bucket = args.bucket.partition(":")[0]
     try:
-        options = parse_options(pair for text in args.options for pair in split_option_string(text))
+        options = options_from_arguments(args.options)
         if args.list:
             root = staging_root(options, bucket)
             records = pending(root)
