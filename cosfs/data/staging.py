@@ -159,6 +159,12 @@ class StagedFile:
             return self._kept
 
     @property
+    def state(self) -> str:
+        """The journal state, without copying the record (asked on every write)."""
+        with self._journal_lock:
+            return self._record.state
+
+    @property
     def record(self) -> Record:
         """A copy of the journal record."""
         with self._journal_lock:

@@ -262,7 +262,7 @@ class OpenFiles:
             handle.last_change = node.version
         node.reader = None
         node.attr = dataclasses.replace(node.attr, mtime_ns=int(self.clock() * 1e9), size=node.size)
-        if node.staged is not None and node.staged.record.state != journal.WRITING:
+        if node.staged is not None and node.staged.state != journal.WRITING:
             node.staged.journal(state=journal.WRITING)
 
     @staticmethod
