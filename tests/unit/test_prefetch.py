@@ -141,3 +141,13 @@ def test_a_getattr_of_an_entry_whose_fetch_is_in_flight_waits_for_it_and_sends_n
 
     assert answers["second"].size == 1
     assert store.stats_of["d/f000005"] == 1
+
+
+def test_heads_have_their_own_pool_and_the_connection_pool_holds_both():
+    """README: ``parallel_heads`` HEADs run "in a pool of their own so uploads and walks never
+    wait for each other; the connection pool holds both"."""
+    options = options_from_string("parallel_count=8,parallel_heads=20")
+    assert (options.io_threads(), options.parallel_heads, options.connections()) == (16, 20, 36)
+    assert options_from_string("").parallel_heads == 32
+    with pytest.raises(Exception, match="parallel_heads"):
+        options_from_string("parallel_heads=0")
