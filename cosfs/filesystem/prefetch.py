@@ -184,7 +184,7 @@ class AttributeFetches:
                 continue
             future = self._in_flight[child] = Future()
             batch.append((child, walk.listing.kind(walk.names[index - 1]), future))
-        walk.frontier = max(index, walk.frontier)
+        walk.frontier = index  # the next batch starts here, also after a jump backwards
         if batch:
             walk.trigger = batch[0][0]
             self._triggers[walk.trigger] = dir_path

@@ -151,3 +151,15 @@ def test_heads_have_their_own_pool_and_the_connection_pool_holds_both():
     assert options_from_string("").parallel_heads == 32
     with pytest.raises(Exception, match="parallel_heads"):
         options_from_string("parallel_heads=0")
+
+
+def test_a_walk_that_jumps_back_is_fetched_ahead_from_where_it_now_is(tmp_path):
+    """After a jump, the window follows the walker: no entry is skipped or fetched twice."""
+    store = RecordingStore()
+    fs = listed(store, tmp_path, 2_000)
+    for number in list(range(1_000, 1_100)) + list(range(0, 100)):
+        fs.getattr(f"/d/f{number:06d}")
+
+    assert settled(fs, store) <= 200 + 2 * MAX_WINDOW, "batches were sent from where the walker left"
+    assert max(store.stats_of.values()) == 1
+    assert store.pool_stats >= 200 - 4, f"only {store.pool_stats} stats were fetched ahead"
