@@ -48,14 +48,15 @@ def build_filesystem(store: Store, options: Options, prefix: str, bucket: str,
         gid=os.getgid() if options.gid is None else options.gid,
         umask=options.umask,
     )
-    executor = ThreadPoolExecutor(max_workers=max(4, options.parallel_count * 2), thread_name_prefix="cosfs-io")
+    io_pool = ThreadPoolExecutor(max_workers=options.io_threads(), thread_name_prefix="cosfs-io")
+    heads = ThreadPoolExecutor(max_workers=options.parallel_heads, thread_name_prefix="cosfs-head")
     stats = StatCache(options.stat_cache_ttl, options.negative_cache_ttl, options.max_stat_cache_size, ttl_clock)
     listings = ListCache(options.list_cache_ttl, clock=ttl_clock)
-    lookup = Lookup(store, PathMapper(prefix), stats, listings, defaults, executor, clock,
+    lookup = Lookup(store, PathMapper(prefix), stats, listings, defaults, heads, clock,
                     mount_time_ns=int(clock() * 1e9))
     staging = StagingArea(staging_root(options, bucket), options.ensure_diskfree * MiB, bucket)
-    files = OpenFiles(store, lookup, staging, Uploader(store, upload_policy(options), executor, uploads), clock)
-    return CosFilesystem(store, lookup, files, defaults, clock, read_only=options.ro)
+    files = OpenFiles(store, lookup, staging, Uploader(store, upload_policy(options), io_pool, uploads), clock)
+    return CosFilesystem(store, lookup, files, defaults, clock, io_pool, read_only=options.ro)
 
 
 def run_mount(

@@ -90,7 +90,9 @@ class Options:
     read_timeout: float = _option(60.0, _number(float, 1, 3600), "seconds to wait for data on an open connection")
     retries: int = _option(5, _number(int, 0, 100), "repeats of a request after a transient failure")
     parallel_count: int = _option(
-        8, _number(int, 1, 256), "concurrent requests (uploads, HEADs); sizes the connection pool")
+        8, _number(int, 1, 256), "concurrent upload parts and directory-rename copies (2 x this many threads)")
+    parallel_heads: int = _option(
+        32, _number(int, 1, 1024), "concurrent attribute requests (HEADs) of a directory walk, in their own pool")
     no_check_certificate: bool = _option(False, _bool, "do not verify the server's TLS certificate (unsafe)")
     uid: Optional[int] = _option(None, _number(int, 0, 2**32 - 2), "owner of objects without metadata (default: the mounting user)")
     gid: Optional[int] = _option(None, _number(int, 0, 2**32 - 2), "group of objects without metadata (default: the mounting group)")
@@ -111,6 +113,16 @@ class Options:
         None, _listen_address, "serve Prometheus metrics on [HOST:]PORT (PORT alone: 127.0.0.1; off by default)")
     #: Generic FUSE options handed to libfuse as they are (validated by ``fuse_option``).
     fuse: Tuple[Tuple[str, str], ...] = field(default=(), metadata={"parse": None, "help": "", "aliases": ()})
+
+    def io_threads(self) -> int:
+        """Threads of the pool that carries upload parts and directory-rename copies."""
+        return max(4, self.parallel_count * 2)
+
+    def connections(self) -> int:
+        """HTTP connections to keep: one per thread that can send at once. The attribute
+        requests of a walk have a pool of their own, so neither pool waits for the other's
+        connections."""
+        return self.io_threads() + self.parallel_heads
 
 
 #: Generic FUSE/mount options cosfs passes to libfuse unchanged.

@@ -28,7 +28,7 @@ def build_transport(options: Options, observer: Optional[RequestObserver] = None
     each request ended (the mount's ``RequestStats``)."""
     return Transport(
         TransportOptions(
-            pool_size=max(4, options.parallel_count * 2),
+            pool_size=options.connections(),
             connect_timeout=options.connect_timeout,
             read_timeout=options.read_timeout,
             verify_tls=not options.no_check_certificate,

@@ -4,12 +4,16 @@ Cost model (what a request costs is what this module is for):
 
 - ``getattr`` of a path whose parent listing is cached and does not contain it: no request
   (it cannot exist; a negative entry is recorded).
-- the first ``getattr`` of a child of a freshly listed directory costs one HEAD; the second
-  one (a tool walking the directory: ``ls -l``, ``find``, ``rsync``) fetches the attributes
-  of *all* the unknown siblings with parallel HEADs and waits for them. A walk then costs
-  one LIST page per 1,000 entries plus at most one HEAD per entry, issued in parallel,
-  instead of one serial HEAD per entry; a plain ``ls`` (names only) costs the LIST alone,
-  and ``ls`` then ``cat one-file`` costs one HEAD, not one per entry.
+- the first ``getattr`` of a child of a freshly listed directory costs one HEAD (``ls`` then
+  ``cat one-file``: one request, not one per entry); a later miss is a tool walking the
+  directory (``ls -l``, ``find``, ``rsync``): ``cosfs.filesystem.prefetch`` fetches that
+  entry and a window of the unknown siblings after it in listing order, in parallel, the
+  window growing while the walker keeps up and stopping when it stops. A walk then costs one
+  LIST page per 1,000 entries plus at most one HEAD per entry, issued in parallel; ``stat a
+  b`` in a directory of any size costs a handful; a plain ``ls`` (names only) costs the LIST
+  alone.
+- a path whose HEAD is in flight (prefetched, or asked by another thread) waits for that
+  answer: no second request.
 - otherwise: HEAD of the file key; if missing, HEAD of the ``dir/`` marker; if missing, a
   one-key LIST of the prefix (a directory written by another tool has no marker).
 
@@ -26,21 +30,15 @@ from __future__ import annotations
 
 import dataclasses
 import errno
-import logging
-import threading
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor
 from typing import Callable, Dict, Optional
 
+from cosfs.filesystem.prefetch import AttributeFetches
 from cosfs.metadata import paths
 from cosfs.metadata.attrs import Attr, AttrDefaults, attr_from_info, implicit_dir_attr, root_attr
 from cosfs.metadata.cache import MISSING, ListCache, Listing, StatCache
 from cosfs.store.interface import ObjectInfo, Store
 from cosfs.wire.errors import CosfsError
-
-log = logging.getLogger(__name__)
-
-
-_FAILED = object()
 
 
 def no_entry(path: str) -> CosfsError:
@@ -57,7 +55,7 @@ class Lookup:
         stats: StatCache,
         listings: ListCache,
         defaults: AttrDefaults,
-        executor: ThreadPoolExecutor,
+        heads: Executor,
         clock: Callable[[], float],
         mount_time_ns: int,
     ) -> None:
@@ -66,12 +64,10 @@ class Lookup:
         self.stats = stats
         self.listings = listings
         self.defaults = defaults
-        self.executor = executor
         self.clock = clock
         self.mount_time_ns = mount_time_ns
-        self._lock = threading.Lock()
-        self._prefetching: Dict[str, threading.Event] = {}  # guarded by self._lock
-        self._misses: Dict[str, int] = {}  # guarded by self._lock: attribute misses per listed directory
+        #: ``heads`` is the metadata request pool (``parallel_heads``), apart from the uploads'.
+        self.fetches = AttributeFetches(self.fetch, stats, heads)
 
     # --- single paths -------------------------------------------------------------------
 
@@ -84,23 +80,19 @@ class Lookup:
         if cached is MISSING:
             raise no_entry(path)
         if cached is not None:
+            self.fetches.touched(path)
             return cached
         parent = paths.parent(path)
         listing = self.listings.get(parent)
-        if listing is not None:
-            if listing.kind(paths.basename(path)) is None:
-                self.stats.put_missing(path)
-                raise no_entry(path)
-            if self._walking(parent):
-                self.prefetch(parent, listing)
-                cached = self.stats.get(path)
-                if isinstance(cached, Attr):
-                    return cached
-        attr = self.fetch(path, None)
-        if attr is None:
+        if listing is None:
+            attr = self.fetches.one(path, None)
+        elif listing.kind(paths.basename(path)) is None:
             self.stats.put_missing(path)
             raise no_entry(path)
-        self.stats.put(path, attr)
+        else:
+            attr = self.fetches.in_listed(parent, listing, path)
+        if attr is None:
+            raise no_entry(path)  # recorded as missing by the fetch
         return attr
 
     def fetch(self, path: str, kind: Optional[str]) -> Optional[Attr]:
@@ -172,73 +164,20 @@ class Lookup:
             marker = page.next_marker
         listing = Listing(entries)
         self.listings.put(path, listing)
-        with self._lock:
-            self._misses.pop(path, None)
+        self.fetches.listed(path)
         return listing
-
-    def _walking(self, dir_path: str) -> bool:
-        """Whether this is at least the second attribute miss in ``dir_path`` since its listing."""
-        with self._lock:
-            if len(self._misses) > 10_000:
-                self._misses.clear()
-            self._misses[dir_path] = self._misses.get(dir_path, 0) + 1
-            return self._misses[dir_path] >= 2
-
-    def prefetch(self, dir_path: str, listing: Listing) -> None:
-        """Fetch the attributes of every child of ``dir_path`` not in the stat cache, in parallel.
-
-        Concurrent callers for the same directory wait for the one prefetch in flight.
-        """
-        with self._lock:
-            running = self._prefetching.get(dir_path)
-            if running is None:
-                running = self._prefetching[dir_path] = threading.Event()
-                owner = True
-            else:
-                owner = False
-        if not owner:
-            running.wait()
-            return
-        try:
-            unknown = [
-                (paths.join(dir_path, name), kind)
-                for name, kind in listing.entries.items()
-                if self.stats.get(paths.join(dir_path, name)) is None
-            ]
-            for child, attr in zip((p for p, _ in unknown), self.executor.map(self._fetch_quietly, unknown)):
-                if attr is _FAILED:
-                    continue  # left unknown: the caller's own lookup reports the error
-                if attr is None:
-                    self.stats.put_missing(child)
-                else:
-                    self.stats.put(child, attr)
-            if unknown:
-                log.debug("prefetched attributes of %d entries of %s", len(unknown), dir_path)
-        finally:
-            with self._lock:
-                del self._prefetching[dir_path]
-            running.set()
-
-    def _fetch_quietly(self, item):
-        path, kind = item
-        try:
-            attr = self.fetch(path, kind)
-        except CosfsError as error:
-            log.debug("prefetch of %s failed: %s", path, error)
-            return _FAILED
-        if attr is None and kind == "dir":
-            return implicit_dir_attr(self.defaults, self.mount_time_ns)
-        return attr
 
     # --- invalidation -------------------------------------------------------------------
 
     def learn(self, path: str, attr: Attr) -> None:
         """``path`` now has ``attr`` (after an upload or setattr through this mount)."""
+        self.fetches.forget(path)
         self.stats.put(path, attr)
 
     def added(self, path: str, attr: Attr) -> None:
         """``path`` was created through this mount: record it, and in its parent's cached
         listing, so looking up its siblings still costs no request."""
+        self.fetches.forget(path)
         self.stats.put(path, attr)
         self._edit_listing(path, attr.kind)
         if attr.kind == "dir":
@@ -246,6 +185,7 @@ class Lookup:
 
     def removed(self, path: str) -> None:
         """``path`` was deleted through this mount."""
+        self.fetches.forget(path)
         self.stats.invalidate_tree(path)
         self.stats.put_missing(path)
         self.listings.invalidate_tree(path)
@@ -254,6 +194,7 @@ class Lookup:
     def moved(self, old: str, new: str, kind: str) -> None:
         """``old`` (a file or a whole tree) now lives at ``new``."""
         self.removed(old)
+        self.fetches.forget(new)
         self.stats.invalidate_tree(new)
         self.listings.invalidate_tree(new)
         self._edit_listing(new, kind)

@@ -14,6 +14,7 @@ import errno
 import logging
 import os
 import stat
+from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, Dict, List, Optional, Tuple
 
 from cosfs.filesystem import tree
@@ -46,11 +47,13 @@ class CosFilesystem:
         files: OpenFiles,
         defaults: AttrDefaults,
         clock: Callable[[], float],
+        io_pool: ThreadPoolExecutor,
         read_only: bool = False,
     ) -> None:
         self.store = store
         self.lookup = lookup
         self.files = files
+        self.io_pool = io_pool  # copies and moves of a directory rename (shared with uploads)
         self.defaults = defaults
         self.clock = clock
         self.read_only = read_only
@@ -347,4 +350,4 @@ class CosFilesystem:
             if self.lookup.listdir(new).entries or self.files.new_children(new):
                 raise error(new, "directory not empty", errno.ENOTEMPTY)
         self.files.flush_under(old)
-        tree.move_tree(self.store, self.mapper.dir_key(old), self.mapper.dir_key(new), self.lookup.executor)
+        tree.move_tree(self.store, self.mapper.dir_key(old), self.mapper.dir_key(new), self.io_pool)

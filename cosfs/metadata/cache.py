@@ -64,6 +64,12 @@ class StatCache:
         self._positive = _new_cache(ttl, maxsize, clock)  # guarded by self._lock
         self._negative = _new_cache(negative_ttl, maxsize, clock)  # guarded by self._lock
 
+    @property
+    def holds_attributes(self) -> bool:
+        """Whether an ``Attr`` put here can be found again (``False`` when the TTL or the size is 0):
+        fetching attributes ahead of their lookup is pointless otherwise."""
+        return self._positive is not None
+
     def get(self, path: str) -> Union[Attr, Literal[_Missing.MISSING], None]:
         """The cached ``Attr``, ``MISSING`` if the path is known not to exist, or ``None``
         when the cache does not know."""
