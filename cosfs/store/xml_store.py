@@ -180,9 +180,10 @@ class XmlStore:
             headers.update(added)
         if request.body or request.method in ("PUT", "POST"):
             headers.setdefault("Content-Length", str(len(request.body)))
+        start, end = qsign.key_time(now, self.sign_validity)
         added["Authorization"] = qsign.authorization(
             credentials.secret_id, credentials.secret_key, request.method, request.sign_path,
-            request.params, headers, now - 60, now + self.sign_validity, host=self.endpoint.hostname,
+            request.params, headers, start, end, host=self.endpoint.hostname,
         )
         return added
 
