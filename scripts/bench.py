@@ -2,6 +2,7 @@
 """Benchmark cosfs against the raw HTTP limit of the same cosfs-emulator (and s3fs/rclone if installed).
 
     python scripts/bench.py [--size-mib 256] [--files 1000] [--api xml] [--tools cosfs,s3fs,rclone]
+    python scripts/bench.py --heads 2000 [--threads 8]
 
 Everything runs in one go on one machine, so compare the ratios, not the absolute numbers
 (these machines are shared and noisy). The raw limit is boto3 talking to the same server:
@@ -10,6 +11,12 @@ the same work through its mount: write one large file, read it back after a remo
 page cache), create many small files, and `ls -l` them cold and warm. Writes are timed until
 the data is in the bucket (a tool that uploads after `close` returns is waited for). Request
 counts come from the emulator's admin endpoint.
+
+``--heads N`` measures instead what one small request costs the client: N small objects with
+metadata are put with boto3, then ``stat`` is called on each of them from ``--threads`` threads
+through the real store stack (``build_store``), on both APIs. It reports stats per second and
+the CPU time of this process per stat (the emulator runs in its own process), so a change to
+signing, request building or answer parsing shows up in the CPU column even on a noisy machine.
 """
 
 from __future__ import annotations
@@ -221,6 +228,49 @@ def through_mount(tool: str, emulator: Emulator, work: Path, size: int, files: i
     return results
 
 
+# --- the cost of one small request ----------------------------------------------------------
+
+
+def heads(emulator: Emulator, work: Path, count: int, threads: int, rounds: int) -> Dict[str, Dict[str, float]]:
+    """Stats per second and client CPU ms per stat for each API, best of ``rounds`` runs."""
+    sys.path.insert(0, str(REPOSITORY))  # this checkout's cosfs, not an installed one
+    from cosfs.command.options import options_from_string
+    from cosfs.command.store_factory import build_store
+
+    s3 = client(emulator)
+    keys = [f"heads/f{index:05d}" for index in range(count)]
+    meta = {"mode": "33188", "uid": "0", "gid": "0", "mtime": "1600000000"}
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        list(pool.map(lambda key: s3.put_object(Bucket=BUCKET, Key=key, Body=b"x", Metadata=meta), keys))
+    passwd = work / "passwd"
+    passwd.write_text(f"{SECRET_ID}:{SECRET_KEY}\n")
+    passwd.chmod(0o600)
+    results = {}
+    for api in ("xml", "json"):
+        store = build_store(BUCKET, options_from_string(f"api={api},endpoint={emulator.url},passwd_file={passwd}"))
+        if store.stat(keys[0]) is None:
+            raise RuntimeError(f"{api} store does not see {keys[0]}")
+        best: Dict[str, float] = {}
+        for _ in range(rounds):
+            with concurrent.futures.ThreadPoolExecutor(threads) as pool:
+                cpu_started, started = time.process_time(), time.perf_counter()
+                found = sum(info is not None for info in pool.map(store.stat, keys))
+                elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu_started
+            if found != count:
+                raise RuntimeError(f"{api}: {found} of {count} objects found")
+            if not best or cpu < best["cpu_ms"] * count / 1000:
+                best = {"heads_per_s": count / elapsed, "cpu_ms": cpu / count * 1000}
+        results[api] = best
+    return results
+
+
+def heads_table(results: Dict[str, Dict[str, float]]) -> str:
+    lines = ["| API | stats/s | client CPU ms per stat |", "|---|---|---|"]
+    for api, values in results.items():
+        lines.append(f"| {api} | {values['heads_per_s']:,.0f} | {values['cpu_ms']:.3f} |")
+    return "\n".join(lines)
+
+
 def table(rows: Dict[str, Dict[str, float]], baseline: Dict[str, float]) -> str:
     metrics = ["write MB/s", "read MB/s", "small files/s", "ls -l cold s", "ls -l cold requests",
                "ls -l warm s", "ls -l warm requests"]
@@ -244,10 +294,20 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--files", type=int, default=1000, help="number of 4 KiB files")
     parser.add_argument("--api", default="xml", choices=["xml", "json"], help="cosfs's API")
     parser.add_argument("--tools", default="cosfs,s3fs,rclone", help="mounts to measure (skipped if not installed)")
+    parser.add_argument("--heads", type=int, default=0, metavar="N",
+                        help="instead: stat N small objects through the store and report CPU per stat")
+    parser.add_argument("--threads", type=int, default=8, help="threads calling stat (with --heads)")
+    parser.add_argument("--rounds", type=int, default=3, help="runs per API, the least CPU kept (with --heads)")
     args = parser.parse_args(argv)
     work = Path(tempfile.mkdtemp(prefix="cosfs-bench-"))
     emulator = Emulator(work / "root")
     try:
+        if args.heads:
+            results = heads(emulator, work, args.heads, args.threads, args.rounds)
+            print(f"$ python scripts/bench.py --heads {args.heads} --threads {args.threads} --rounds {args.rounds}")
+            print(f"{os.cpu_count()} CPUs; emulator on loopback; best of {args.rounds} runs by client CPU\n")
+            print(heads_table(results))
+            return 0
         size = args.size_mib * MiB
         baseline = raw_limit(emulator, size, args.files)
         rows = {}

@@ -15,7 +15,7 @@ import hashlib
 import logging
 import time
 from datetime import datetime, timezone
-from typing import Callable, Iterator, List, Mapping, Optional, Sequence, Tuple
+from typing import Callable, Iterable, Iterator, List, Mapping, Optional, Sequence, Tuple
 from urllib.parse import quote, unquote
 
 import requests
@@ -46,6 +46,8 @@ XML_LIMITS = StoreLimits(
 
 #: Operations whose 200 answer may still carry an ``<Error>`` body.
 _RESULT_OPERATIONS = frozenset({"copy", "copy_part", "complete"})
+_META_PREFIX = "x-cos-meta-"
+_META_PREFIX_LENGTH = len(_META_PREFIX)
 _STATUS_CODES = {403: "AccessDenied", 404: "NoSuchKey", 409: "Conflict", 412: "PreconditionFailed", 416: "InvalidRange"}
 
 
@@ -59,7 +61,7 @@ def encode_key(key: str) -> str:
 
 
 def meta_headers(meta: Optional[Metadata]) -> dict:
-    return {f"x-cos-meta-{name}": value for name, value in (meta or {}).items()}
+    return {f"{_META_PREFIX}{name}": value for name, value in (meta or {}).items()}
 
 
 def check_response(response: requests.Response, request: HttpRequest) -> Optional[CosError]:
@@ -93,15 +95,22 @@ def check_response(response: requests.Response, request: HttpRequest) -> Optiona
     )
 
 
+def _lowered_items(headers: Mapping[str, str]) -> Iterable[Tuple[str, str]]:
+    """``(lower-cased name, value)`` pairs; requests' headers keep the lowered names already."""
+    lower_items = getattr(headers, "lower_items", None)
+    return lower_items() if lower_items is not None else ((name.lower(), value) for name, value in headers.items())
+
+
 def info_from_headers(key: str, headers: Mapping[str, str], clock: Callable[[], float]) -> ObjectInfo:
-    """An ``ObjectInfo`` from HEAD (or PUT) answer headers, user metadata included."""
+    """An ``ObjectInfo`` from HEAD (or PUT) answer headers, user metadata included.
+
+    Called once per file of a cold ``ls -l``: it looks up the four headers it needs and
+    lowers each name once to find the ``x-cos-meta-*`` ones.
+    """
     modified = headers.get("Last-Modified") or headers.get("Date")
     mtime_ns = xml_codec.http_date_to_ns(modified) if modified else int(clock() * 1e9)
-    meta = {
-        name[len("x-cos-meta-"):].lower(): value
-        for name, value in headers.items()
-        if name.lower().startswith("x-cos-meta-")
-    }
+    meta = {name[_META_PREFIX_LENGTH:]: value for name, value in _lowered_items(headers)
+            if name.startswith(_META_PREFIX)}
     return ObjectInfo(
         key=key,
         size=int(headers.get("Content-Length", "0") or 0),
@@ -180,9 +189,10 @@ class XmlStore:
             headers.update(added)
         if request.body or request.method in ("PUT", "POST"):
             headers.setdefault("Content-Length", str(len(request.body)))
+        start, end = qsign.key_time(now, self.sign_validity)
         added["Authorization"] = qsign.authorization(
             credentials.secret_id, credentials.secret_key, request.method, request.sign_path,
-            request.params, headers, now - 60, now + self.sign_validity, host=self.endpoint.hostname,
+            request.params, headers, start, end, host=self.endpoint.hostname,
         )
         return added
 

@@ -7,10 +7,11 @@ import errno
 import hashlib
 
 import pytest
+from requests.structures import CaseInsensitiveDict
 
 from cosfs.store.endpoints import Bucket, xml_endpoint
 from cosfs.store.interface import PartInfo
-from cosfs.store.xml_store import XmlStore, XmlUploadSession, encode_key
+from cosfs.store.xml_store import XmlStore, XmlUploadSession, encode_key, info_from_headers
 from cosfs.wire.credentials import Credentials, StaticProvider
 from cosfs.wire.errors import CosError
 from cosfs.wire.signing import qsign
@@ -132,6 +133,15 @@ def test_stat_reads_size_mtime_etag_and_user_metadata():
     assert info.meta == {"mode": "0100644", "uid": "1000"}
     assert adapter.requests[0].method == "HEAD"
     assert adapter.requests[0].url.endswith("/dir/a%20b.txt")
+
+
+def test_metadata_names_are_lowered_from_any_header_mapping():
+    """requests' headers are read through their lowered names; any other mapping gives the same info."""
+    headers = {"Content-Length": "3", "Last-Modified": "Tue, 14 Nov 2023 22:13:20 GMT",
+               "X-Cos-Meta-Mode": "0100644", "x-cos-meta-uid": "1000", "X-Cos-Request-Id": "r"}
+    plain = info_from_headers("f", headers, lambda: 0)
+    assert plain.meta == {"mode": "0100644", "uid": "1000"}
+    assert info_from_headers("f", CaseInsensitiveDict(headers), lambda: 0) == plain
 
 
 def test_stat_of_missing_key_is_none_from_a_bodiless_404():

@@ -9,12 +9,17 @@ cos-python-sdk-v5 1.9.44 byte for byte (``cos-protocol.md`` section 1):
 - names and values go through ``quote(x, safe='-_.~')``; names are lower-cased after quoting;
 - the signing key is the *hex* HMAC-SHA1 of the key time, used as a string.
 
+A client signs many requests with one KeyTime: ``key_time`` rounds it to a window, and the
+SignKey (an HMAC of the secret and the KeyTime alone) is kept for the requests that share
+it, so each request pays for one HMAC and one SHA-1, not two HMACs.
+
 The verifier (used by cosfs-emulator) rebuilds the string to sign from the lists inside the
 ``Authorization`` value, so unsigned headers and parameters a client adds are tolerated.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 from dataclasses import dataclass
@@ -31,6 +36,11 @@ SIGNED_HEADER_NAMES = frozenset(
 )
 
 Pairs = Sequence[Tuple[str, str]]
+
+#: How far back a client's KeyTime starts, for clocks behind the server's (the SDK uses 60 s).
+CLOCK_SKEW = 60
+#: The KeyTime window: requests within one share a KeyTime, so its SignKey is computed once.
+KEY_TIME_WINDOW = 60
 
 
 def _quote(text: str) -> str:
@@ -51,6 +61,27 @@ def _canonical(pairs: Iterable[Tuple[str, str]]) -> Tuple[str, str]:
     """``(name list, name=value string)`` of quoted, lower-cased, sorted pairs."""
     encoded = sorted((_quote(name).lower(), _quote(value)) for name, value in pairs)
     return ";".join(n for n, _ in encoded), "&".join(f"{n}={v}" for n, v in encoded)
+
+
+def key_time(now: int, validity: int) -> Tuple[int, int]:
+    """``(start, end)`` of the KeyTime for a request signed at ``now``, valid ``validity`` s.
+
+    Rounded to ``KEY_TIME_WINDOW`` so that requests signed close together share it (and its
+    SignKey): ``start <= now - CLOCK_SKEW`` and ``end >= now + validity`` always hold, so a
+    signature is never shorter-lived than asked; it lives at most one window longer.
+    """
+    window_start = now - now % KEY_TIME_WINDOW
+    return window_start - CLOCK_SKEW, window_start + KEY_TIME_WINDOW + validity
+
+
+@functools.lru_cache(maxsize=8)
+def sign_key(secret_key: str, sign_time: str) -> str:
+    """The SignKey: the hex HMAC-SHA1 of the KeyTime, used as a string.
+
+    Kept for the few KeyTimes in use (``lru_cache`` is thread-safe and keyed by both
+    arguments, so a new secret or a new KeyTime never gets an old key).
+    """
+    return hmac.new(secret_key.encode("utf-8"), sign_time.encode("utf-8"), hashlib.sha1).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -81,8 +112,7 @@ def compute(
     http_string = f"{method.lower()}\n{path}\n{param_string}\n{header_string}\n"
     digest = hashlib.sha1(http_string.encode("utf-8")).hexdigest()
     string_to_sign = f"sha1\n{sign_time}\n{digest}\n"
-    sign_key = hmac.new(secret_key.encode("utf-8"), sign_time.encode("utf-8"), hashlib.sha1).hexdigest()
-    signature = hmac.new(sign_key.encode("utf-8"), string_to_sign.encode("utf-8"), hashlib.sha1).hexdigest()
+    signature = hmac.new(sign_key(secret_key, sign_time).encode("utf-8"), string_to_sign.encode("utf-8"), hashlib.sha1).hexdigest()
     return SignedParts(header_list, param_list, http_string, string_to_sign, signature)
 
 
