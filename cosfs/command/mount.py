@@ -13,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Callable, Optional
 
-from cosfs.command.options import Options
+from cosfs.command.options import Options, fuse_threads, io_threads
 from cosfs.data.staging import StagingArea
 from cosfs.data.uploader import Uploader, UploadPolicy
 from cosfs.filesystem.lookup import Lookup
@@ -51,7 +51,7 @@ def build_filesystem(store: Store, options: Options, prefix: str, bucket: str,
         gid=os.getgid() if options.gid is None else options.gid,
         umask=options.umask,
     )
-    executor = ThreadPoolExecutor(max_workers=max(4, options.parallel_count * 2), thread_name_prefix="cosfs-io")
+    executor = ThreadPoolExecutor(max_workers=io_threads(options), thread_name_prefix="cosfs-io")
     stats = StatCache(options.stat_cache_ttl, options.negative_cache_ttl, options.max_stat_cache_size, ttl_clock)
     listings = ListCache(options.list_cache_ttl, clock=ttl_clock)
     lookup = Lookup(store, PathMapper(prefix), stats, listings, defaults, executor, clock)
@@ -88,7 +88,7 @@ def run_mount(
         fsname,
         allow_other=options.allow_other,
         read_only=options.ro,
-        max_threads=max(16, options.parallel_count * 4),
+        max_threads=fuse_threads(options),
         extra=extra,
     )
     log.info("mounting %s on %s with %s", fsname, mountpoint, binding.describe())

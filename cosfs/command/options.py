@@ -12,6 +12,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
 
+from cosfs.wire import retry
 from cosfs.wire.errors import ConfigError
 
 
@@ -75,9 +76,15 @@ class Options:
     signature: str = _option("cos", _choice("cos", "v4"), "XML API request signature: cos (q-sign) or v4 (AWS SigV4)")
     passwd_file: Optional[str] = _option(None, _text, "credentials file (SecretId:SecretKey lines, or key=value lines)")
     public_bucket: bool = _option(False, _bool, "send anonymous requests (public-read bucket, no credentials)")
-    connect_timeout: float = _option(10.0, _number(float, 0.1, 600), "seconds to wait for a TCP/TLS connection")
-    read_timeout: float = _option(60.0, _number(float, 1, 3600), "seconds to wait for data on an open connection")
-    retries: int = _option(5, _number(int, 0, 100), "repeats of a request after a transient failure")
+    connect_timeout: float = _option(
+        5.0, _number(float, 0.1, 600),
+        "seconds to wait for a TCP/TLS connection; also the one short attempt a request gets while COS is silent")
+    read_timeout: float = _option(15.0, _number(float, 1, 3600), "seconds to wait for data on an open connection")
+    retries: int = _option(
+        retry.DEFAULT_RETRIES, _number(int, 0, 100), "repeats of a request after a transient failure (backoff with jitter)")
+    max_retry_time: float = _option(
+        retry.DEFAULT_MAX_RETRY_TIME, _number(float, 1, 300),
+        "seconds one request may take with all its repeats; the timeouts of each attempt are cut to what is left")
     parallel_count: int = _option(
         8, _number(int, 1, 256), "concurrent requests (uploads, HEADs); sizes the connection pool")
     no_check_certificate: bool = _option(False, _bool, "do not verify the server's TLS certificate (unsafe)")
@@ -110,6 +117,22 @@ FUSE_PASSTHROUGH = frozenset({
 #: mount(8)/fstab/systemd options that mean nothing to cosfs and are accepted silently.
 MOUNT_ONLY = frozenset({"_netdev", "noauto", "auto", "user", "nouser", "users", "defaults", "nofail", "owner", "group"})
 MOUNT_ONLY_PREFIXES = ("x-", "comment=")
+
+
+def fuse_threads(options: Options) -> int:
+    """libfuse's worker threads (``max_threads``): each runs one callback and may send a request."""
+    return max(16, options.parallel_count * 4)
+
+
+def io_threads(options: Options) -> int:
+    """The I/O pool: upload parts, attribute prefetch, the copies of a directory rename."""
+    return max(4, options.parallel_count * 2)
+
+
+def connection_pool_size(options: Options) -> int:
+    """Connections to keep per host: one for every thread that can send a request at once, so
+    none is opened only to be discarded ("Connection pool is full")."""
+    return fuse_threads(options) + io_threads(options)
 
 
 def option_fields() -> List[dataclasses.Field]:

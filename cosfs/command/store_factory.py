@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Optional
 
-from cosfs.command.options import Options, options_from_string
+from cosfs.command.options import Options, connection_pool_size, options_from_string
 from cosfs.store.endpoints import Bucket, json_download_endpoint, json_endpoint, xml_endpoint
 from cosfs.store.interface import Store
 from cosfs.store.json_store import JsonStore
@@ -19,19 +19,21 @@ from cosfs.store.xml_store import XmlStore
 from cosfs.wire.credentials import CredentialProvider, resolve_credentials
 from cosfs.wire.errors import ConfigError
 from cosfs.wire.retry import RetryPolicy
-from cosfs.wire.transport import Transport, TransportOptions
+from cosfs.wire.transport import RequestObserver, Transport, TransportOptions
 
 
-def build_transport(options: Options) -> Transport:
-    """One pooled transport per mount, sized and timed by the options."""
+def build_transport(options: Options, observer: Optional[RequestObserver] = None) -> Transport:
+    """One pooled transport per mount, sized and timed by the options; ``observer`` is told
+    the outcome of every request."""
     return Transport(
         TransportOptions(
-            pool_size=max(4, options.parallel_count * 2),
+            pool_size=connection_pool_size(options),
             connect_timeout=options.connect_timeout,
             read_timeout=options.read_timeout,
             verify_tls=not options.no_check_certificate,
         ),
-        RetryPolicy(retries=options.retries),
+        RetryPolicy(retries=options.retries, deadline=options.max_retry_time),
+        observer=observer,
     )
 
 
