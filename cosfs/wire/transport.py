@@ -24,10 +24,11 @@ The retry rule, the one place it is decided (docs/SEMANTICS.md explains it to us
 - when COS gives no answer at all (no connection could be made, or nothing came back within
   the timeout), the endpoint is marked unresponsive until any answer arrives from it
   (``cosfs.wire.unresponsive``). Until then one request at a time asks it, with
-  ``connect_timeout`` to connect and to answer, at most once per ``connect_timeout``
-  seconds, and is not repeated if it gets no answer either; the others fail at once. The
-  request that found the silence costs its read timeout plus one short attempt, the later
-  ones a short attempt or nothing, and everything works again by itself once COS answers.
+  ``connect_timeout`` for the whole attempt, at most once per ``connect_timeout`` seconds,
+  and is not repeated if it gets no answer either; the others fail at once. The request
+  that found the silence costs its first attempt (``connect_timeout`` + ``read_timeout``
+  at most) plus one short one, the later ones a short attempt or nothing, and everything
+  works again by itself once COS answers.
 - a request COS refused before acting on it (expired or replayed signature, expired token)
   is signed again and repeated once, whatever the method.
 - everything else is raised at once.
@@ -42,6 +43,7 @@ import errno
 import http.client
 import logging
 import ssl
+import time
 from dataclasses import dataclass, field
 from typing import Callable, Dict, Iterator, List, Mapping, Optional, Protocol, Set, Tuple
 from urllib.parse import quote
@@ -179,8 +181,8 @@ class Transport:
         while True:
             attempts.count += 1
             admission = self.unresponsive.admit(request.netloc)
-            if admission is Admission.REFUSED:
-                raise self._refused_error(request)
+            if admission is Admission.SKIPPED:
+                raise self._skipped_error(request)
             timeout = self._timeout(attempts.run.left(), admission is Admission.PROBE)
             silent = False
             try:
@@ -188,20 +190,22 @@ class Transport:
             except _Broken as broken:
                 error, silent = self._broken_error(request, broken, timeout), broken.silent
                 answered = True if broken.response is not None else (False if silent else None)
-                self.unresponsive.record(request.netloc, admission, answered, f"{error.code}: {error.message}")
+                self.unresponsive.record(request.netloc, admission, answered, error)
                 received = _resumable(request, received, broken)
             else:
                 self.unresponsive.record(request.netloc, admission, True)
                 error = _stale(request, received, response)
-                if error is None:
+                if error is not None:
+                    received = None
+                else:
                     error = check(response, request)
                     if error is None:
                         return _joined(received, response)
-                received = None
             if error.code in RESIGN_CODES and not resigned and attempts.run.left() > 0:
                 resigned = True
                 continue
-            if not (error.transient and request.idempotent) or (silent and admission is Admission.PROBE):
+            probe_unanswered = silent and admission is Admission.PROBE
+            if not (error.transient and request.idempotent) or probe_unanswered:
                 raise error
             if not attempts.run.another():
                 raise error
@@ -210,17 +214,21 @@ class Transport:
                      error.code or error.status, attempts.count + 1)
 
     def _timeout(self, left: float, probe: bool) -> Timeout:
-        """This attempt's timeouts: the configured ones (both ``connect_timeout`` for a probe
-        of an unresponsive endpoint), none longer than what is left of the deadline."""
+        """This attempt's timeouts: the configured ones, none longer than what is left of the
+        deadline; a probe of an unresponsive endpoint gets ``connect_timeout`` for everything."""
         left = max(left, 0.001)
-        read = self.options.connect_timeout if probe else self.options.read_timeout
-        return Timeout(connect=min(self.options.connect_timeout, left), read=min(read, left), total=left)
+        if probe:
+            short = min(self.options.connect_timeout, left)
+            return Timeout(connect=short, read=short, total=short)
+        return Timeout(connect=min(self.options.connect_timeout, left), read=min(self.options.read_timeout, left),
+                       total=left)
 
     def _exchange(self, request: HttpRequest, sign: Signer, timeout: Timeout) -> requests.Response:
         """One attempt: send, then read the whole body; ``_Broken`` when the network fails."""
         headers = {"User-Agent": self.options.user_agent}
         headers.update(request.headers)
         headers.update(sign(request))
+        started = time.monotonic()
         try:
             response = self.session.request(
                 request.method,
@@ -244,18 +252,18 @@ class Transport:
         log.debug(
             "%s %s %r -> %s in %.0f ms (request id %s)",
             request.method, request.operation, request.key, response.status_code,
-            response.elapsed.total_seconds() * 1000, response.headers.get("x-cos-request-id", "-"),
+            (time.monotonic() - started) * 1000, response.headers.get("x-cos-request-id", "-"),
         )
         return response
 
-    def _refused_error(self, request: HttpRequest) -> CosError:
+    def _skipped_error(self, request: HttpRequest) -> CosError:
         """The error of a request not sent because its endpoint is silent and being asked:
-        the same code as the failure that made it silent (ETIMEDOUT for a timeout)."""
-        silent_for, why = self.unresponsive.silence(request.netloc) or (0.0, "")
-        code, _, last = why.partition(": ")
-        return CosError(f"not sent: no answer from {request.netloc} for {silent_for:.0f} s (last: {last}); it is "
+        the code of the failure that made it silent (ETIMEDOUT for a timeout, EIO else)."""
+        silent_for, last = self.unresponsive.silence(request.netloc) or (0.0, None)
+        code, reason = (last.code, last.message) if last is not None else ("Timeout", "no answer")
+        return CosError(f"not sent: no answer from {request.netloc} for {silent_for:.0f} s (last: {reason}); it is "
                         f"asked again at most every {self.options.connect_timeout:g} s",
-                        code=code or "Timeout", operation=request.operation, key=request.key)
+                        code=code, operation=request.operation, key=request.key)
 
     @staticmethod
     def _broken_error(request: HttpRequest, broken: "_Broken", timeout: Timeout) -> CosError:
@@ -361,11 +369,17 @@ def _resumable(request: HttpRequest, received: Optional[_Received], broken: _Bro
 
 
 def _stale(request: HttpRequest, received: Optional[_Received], response: requests.Response) -> Optional[CosError]:
-    """The error for a resumed read whose object changed meanwhile: it is read again whole."""
+    """The error for a resumed read whose object changed meanwhile (412 on ``If-Match``, or
+    a server that ignored it: another ETag, another start, 416): it is read again whole."""
     if received is None:
         return None
-    changed = response.status_code == 412 or (
-        response.status_code == 206 and response.headers.get("ETag", received.etag) != received.etag)
+    status = response.status_code
+    if status == 206:
+        span = _content_range(response.headers.get("Content-Range", ""))
+        changed = (response.headers.get("ETag", received.etag) != received.etag
+                   or span is None or span[0] != received.start + len(received.data))
+    else:
+        changed = status in (412, 416)
     if not changed:
         return None
     return CosError("the object changed while it was read; reading the range again", code="ObjectChanged",

@@ -16,6 +16,8 @@ import threading
 from dataclasses import dataclass
 from typing import Callable, Dict, Optional, Tuple
 
+from cosfs.wire.errors import CosError
+
 log = logging.getLogger(__name__)
 
 
@@ -26,15 +28,16 @@ class Admission(enum.Enum):
     NORMAL = "normal"
     #: The endpoint is silent and this attempt is the one that asks it (short timeouts).
     PROBE = "probe"
-    #: The endpoint is silent and another request is asking it, or just asked in vain.
-    REFUSED = "refused"
+    #: The endpoint is silent and another request is asking it, or just asked in vain:
+    #: fail at once, without sending anything.
+    SKIPPED = "skipped"
 
 
 @dataclass
 class _Silence:
     since: float
-    #: What the latest attempt that got no answer met, for the requests refused meanwhile.
-    why: str
+    #: What the latest attempt that got no answer met, for the requests skipped meanwhile.
+    failure: CosError
     probing: bool = False
     next_probe: float = 0.0
 
@@ -48,12 +51,12 @@ class UnresponsiveEndpoints:
         self._lock = threading.Lock()
         self._silent: Dict[str, _Silence] = {}  # guarded by self._lock
 
-    def silence(self, netloc: str) -> Optional[Tuple[float, str]]:
+    def silence(self, netloc: str) -> Optional[Tuple[float, CosError]]:
         """How many seconds ``netloc`` has given no answer, and what the latest attempt met;
         ``None`` while it answers."""
         with self._lock:
             silence = self._silent.get(netloc)
-            return None if silence is None else (self._clock() - silence.since, silence.why)
+            return None if silence is None else (self._clock() - silence.since, silence.failure)
 
     def admit(self, netloc: str) -> Admission:
         """Decide the next attempt at ``netloc``; a ``PROBE`` must be ``record``-ed."""
@@ -62,14 +65,15 @@ class UnresponsiveEndpoints:
             if silence is None:
                 return Admission.NORMAL
             if silence.probing or self._clock() < silence.next_probe:
-                return Admission.REFUSED
+                return Admission.SKIPPED
             silence.probing = True
             return Admission.PROBE
 
-    def record(self, netloc: str, admission: Admission, answered: Optional[bool], why: str = "") -> None:
+    def record(self, netloc: str, admission: Admission, answered: Optional[bool],
+               failure: Optional[CosError] = None) -> None:
         """After an attempt: ``answered`` is True for any HTTP answer, False for none at all
-        (no connection, or nothing within the timeout; ``why`` says which), None for neither
-        (a connection broken before the answer)."""
+        (no connection, or nothing within the timeout: ``failure`` says which), None for
+        neither (a connection broken before the answer)."""
         with self._lock:
             silence = self._silent.get(netloc)
             if answered:
@@ -78,13 +82,13 @@ class UnresponsiveEndpoints:
                     log.warning("%s answers again", netloc)
                 return
             if silence is None:
-                if answered is False:
-                    self._silent[netloc] = _Silence(since=self._clock(), why=why, next_probe=self._clock())
+                if answered is False and failure is not None:
+                    self._silent[netloc] = _Silence(since=self._clock(), failure=failure, next_probe=self._clock())
                     log.warning("%s gives no answer: until it does, one request at a time asks it, with short "
                                 "timeouts, and the others fail at once", netloc)
                 return
-            if answered is False:
-                silence.why = why
+            if answered is False and failure is not None:
+                silence.failure = failure
             if admission is Admission.PROBE:
                 silence.probing = False
                 silence.next_probe = self._clock() + (self.probe_interval if answered is False else 0.0)

@@ -257,6 +257,24 @@ def test_a_read_whose_object_changed_meanwhile_starts_again_instead_of_splicing(
     assert [seen.headers["Range"] for seen in adapter.requests] == ["bytes=0-99", "bytes=40-99", "bytes=0-99"]
 
 
+def test_a_resumed_read_keeps_what_arrived_through_a_503():
+    answers = [ranged(BODY[:100], 0, len(BODY), cut_after=60), FakeResponse(503), ranged(BODY[60:100], 60, len(BODY))]
+    transport, adapter = make_transport(lambda seen: answers.pop(0))
+
+    assert transport.send(request(byte_range=(0, 99)), no_sign, check).content == BODY[:100]
+    assert [seen.headers["Range"] for seen in adapter.requests] == ["bytes=0-99", "bytes=60-99", "bytes=60-99"]
+
+
+def test_a_resumed_read_answered_from_another_byte_or_past_the_end_is_read_again_whole():
+    answers = [ranged(BODY[:100], 0, len(BODY), cut_after=60), ranged(BODY[50:100], 50, len(BODY)),
+               ranged(BODY[:100], 0, len(BODY), cut_after=60), FakeResponse(416),
+               ranged(BODY[:100], 0, len(BODY))]
+    transport, adapter = make_transport(lambda seen: answers.pop(0))
+
+    assert transport.send(request(byte_range=(0, 99)), no_sign, check).content == BODY[:100]
+    assert [seen.headers["Range"] for seen in adapter.requests] == ["bytes=0-99", "bytes=60-99"] * 2 + ["bytes=0-99"]
+
+
 def test_a_cut_answer_that_was_not_the_range_asked_for_is_asked_for_whole_again():
     answers = [FakeResponse(200, BODY, cut_after=30), FakeResponse(200, BODY)]
     transport, adapter = make_transport(lambda seen: answers.pop(0))
@@ -286,7 +304,8 @@ def test_a_silent_server_costs_the_first_request_its_read_timeout_plus_one_short
 
     assert raised.value.errno == errno.ETIMEDOUT
     assert [seen.timeout.read_timeout for seen in adapter.requests] == [15.0, 5.0]
-    assert clock.now <= 15.0 + 5.0 + 0.2
+    assert adapter.requests[1].timeout.total == 5.0, "the short attempt gets connect_timeout for everything"
+    assert clock.now <= 15.0 + 5.0 + 0.1
 
 
 def test_while_silent_one_request_asks_with_short_timeouts_and_the_others_fail_at_once():
@@ -307,6 +326,30 @@ def test_while_silent_one_request_asks_with_short_timeouts_and_the_others_fail_a
     assert len(adapter.requests) == sent + 1, "one short attempt, not repeated"
     assert adapter.requests[-1].timeout.read_timeout == OPTIONS.connect_timeout
     assert clock.now - started <= OPTIONS.connect_timeout and probed.value.errno == errno.ETIMEDOUT
+
+
+def test_while_one_request_asks_a_silent_server_the_others_are_not_sent():
+    clock = FakeClock(0.0)
+    silent = timing_out(clock)
+    during_probe = []
+
+    def handler(seen: SeenRequest):
+        if seen.url.endswith("/probe"):
+            with pytest.raises(CosError) as skipped:
+                transport.send(request(path="/meanwhile"), no_sign, check)
+            during_probe.append(skipped.value.errno)
+        return silent(seen)
+
+    transport, adapter = make_transport(handler, clock)
+    with pytest.raises(CosError):
+        transport.send(request(), no_sign, check)
+    clock.advance(OPTIONS.connect_timeout)
+
+    with pytest.raises(CosError):
+        transport.send(request(path="/probe"), no_sign, check)
+
+    assert during_probe == [errno.ETIMEDOUT]
+    assert not [seen for seen in adapter.requests if seen.url.endswith("/meanwhile")]
 
 
 def test_the_first_answer_from_a_silent_server_makes_it_normal_again():
