@@ -78,13 +78,14 @@ class Options:
     public_bucket: bool = _option(False, _bool, "send anonymous requests (public-read bucket, no credentials)")
     connect_timeout: float = _option(
         5.0, _number(float, 0.1, 600),
-        "seconds to wait for a TCP/TLS connection; also the one short attempt a request gets while COS is silent")
+        "seconds to wait for a TCP/TLS connection, and all a request gets while COS is silent")
     read_timeout: float = _option(15.0, _number(float, 1, 3600), "seconds to wait for data on an open connection")
     retries: int = _option(
-        retry.DEFAULT_RETRIES, _number(int, 0, 100), "repeats of a request after a transient failure (backoff with jitter)")
+        retry.DEFAULT_RETRIES, _number(int, 0, 100),
+        "repeats of a request after a transient failure (backoff 0.1 s doubling up to 2 s, with jitter)")
     max_retry_time: float = _option(
         retry.DEFAULT_MAX_RETRY_TIME, _number(float, 1, 300),
-        "seconds one request may take with all its repeats; the timeouts of each attempt are cut to what is left")
+        "seconds a request may take with all its repeats (attempt timeouts are cut to fit)")
     parallel_count: int = _option(
         8, _number(int, 1, 256), "concurrent requests (uploads, HEADs); sizes the connection pool")
     no_check_certificate: bool = _option(False, _bool, "do not verify the server's TLS certificate (unsafe)")
