@@ -79,12 +79,12 @@ class UnresponsiveEndpoints:
             if answered:
                 if silence is not None:
                     del self._silent[netloc]
-                    log.warning("%s answers again", netloc)
+                    log.info("%s answers again", netloc)
                 return
             if silence is None:
                 if answered is False and failure is not None:
                     self._silent[netloc] = _Silence(since=self._clock(), failure=failure, next_probe=self._clock())
-                    log.warning("%s gives no answer: until it does, one request at a time asks it, with short "
+                    log.info("%s gives no answer: until it does, one request at a time asks it, with short "
                                 "timeouts, and the others fail at once", netloc)
                 return
             if answered is False and failure is not None:
