@@ -5,10 +5,9 @@ rate, drops connections in the middle of a body, adds latency, limits bandwidth,
 object names that match a pattern (as COS refuses some names cosfs cannot foresee), or
 stalls: takes connections and requests and answers none of them, as a hung server or a
 network that lost its way back does (a stopped process, but one the admin endpoint can
-wake). The
-decisions come from one seeded random source, so a test run can be repeated. Counters per
-operation let a test assert how many requests an operation cost (``ls -l`` after a warm
-cache should cost none).
+wake). The decisions come from one seeded random source, so a test run can be repeated.
+Counters per operation let a test assert how many requests an operation cost (``ls -l``
+after a warm cache should cost none).
 """
 
 from __future__ import annotations

@@ -18,7 +18,7 @@ from __future__ import annotations
 import random
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Iterator
+from typing import Callable
 
 #: Defaults of the policy, shared with the ``-o`` options that set them.
 DEFAULT_RETRIES = 10
@@ -46,17 +46,6 @@ class RetryPolicy:
     def start(self) -> "RetryRun":
         """The attempts of one request, starting now."""
         return RetryRun(self)
-
-    def attempts(self) -> Iterator[int]:
-        """Yield attempt numbers (0 first), sleeping the backoff before each repeat.
-
-        Stops after ``retries`` repeats, or when the next wait would end past the deadline;
-        the caller breaks out of the loop on success or on a failure not worth repeating.
-        """
-        run = self.start()
-        yield 0
-        while run.another():
-            yield run.repeats
 
 
 class RetryRun:
