@@ -32,8 +32,9 @@ def explain(error: CosError, bucket: str, where: str, credentials_source: str, c
         return (f"bucket {bucket} does not exist at {where} ({code or error.status}){request}: check the "
                 "bucket name, its APPID and the region (-o region=)")
     if code == "Timeout":
-        return (f"no answer from {where} within {connect_timeout:g} s: check the endpoint/region, the "
-                "network and any firewall or proxy (-o connect_timeout= to wait longer)")
+        return (f"no answer from {where} ({error.message}): check the endpoint/region, the network and any "
+                f"firewall or proxy (-o connect_timeout=, now {connect_timeout:g} s, and -o read_timeout= to "
+                "wait longer)")
     if code == "ConnectionError":
         return (f"cannot connect to {where}: {error.message}; check the endpoint/region (-o region=, "
                 "-o endpoint=) and the network")

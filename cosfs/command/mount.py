@@ -12,7 +12,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, Optional
 
-from cosfs.command.options import Options
+from cosfs.command.options import Options, fuse_threads, io_threads
 from cosfs.command.write_path import staging_root, upload_policy
 from cosfs.data.staging import StagingArea
 from cosfs.data.upload_tracker import UploadTracker
@@ -48,7 +48,7 @@ def build_filesystem(store: Store, options: Options, prefix: str, bucket: str,
         gid=os.getgid() if options.gid is None else options.gid,
         umask=options.umask,
     )
-    io_pool = ThreadPoolExecutor(max_workers=options.io_threads(), thread_name_prefix="cosfs-io")
+    io_pool = ThreadPoolExecutor(max_workers=io_threads(options), thread_name_prefix="cosfs-io")
     heads = ThreadPoolExecutor(max_workers=options.parallel_heads, thread_name_prefix="cosfs-head")
     stats = StatCache(options.stat_cache_ttl, options.negative_cache_ttl, options.max_stat_cache_size, ttl_clock)
     listings = ListCache(options.list_cache_ttl, clock=ttl_clock)
@@ -82,7 +82,7 @@ def run_mount(
         fsname,
         allow_other=options.allow_other,
         read_only=options.ro,
-        max_threads=max(16, options.parallel_count * 4),
+        max_threads=fuse_threads(options),
         extra=extra,
     )
     log.info("mounting %s on %s with %s", fsname, mountpoint, binding.describe())

@@ -12,6 +12,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
 
+from cosfs.wire import retry
 from cosfs.wire.errors import ConfigError
 
 
@@ -86,9 +87,16 @@ class Options:
     signature: str = _option("cos", _choice("cos", "v4"), "XML API request signature: cos (q-sign) or v4 (AWS SigV4)")
     passwd_file: Optional[str] = _option(None, _text, "credentials file (SecretId:SecretKey lines, or key=value lines)")
     public_bucket: bool = _option(False, _bool, "send anonymous requests (public-read bucket, no credentials)")
-    connect_timeout: float = _option(10.0, _number(float, 0.1, 600), "seconds to wait for a TCP/TLS connection")
-    read_timeout: float = _option(60.0, _number(float, 1, 3600), "seconds to wait for data on an open connection")
-    retries: int = _option(5, _number(int, 0, 100), "repeats of a request after a transient failure")
+    connect_timeout: float = _option(
+        5.0, _number(float, 0.1, 600),
+        "seconds to wait for a TCP/TLS connection, and all a request gets while COS is silent")
+    read_timeout: float = _option(15.0, _number(float, 1, 3600), "seconds to wait for data on an open connection")
+    retries: int = _option(
+        retry.DEFAULT_RETRIES, _number(int, 0, 100),
+        "repeats of a request after a transient failure (backoff 0.1 s doubling up to 2 s, with jitter)")
+    max_retry_time: float = _option(
+        retry.DEFAULT_MAX_RETRY_TIME, _number(float, 1, 300),
+        "seconds a request may take with all its repeats (attempt timeouts are cut to fit)")
     parallel_count: int = _option(
         8, _number(int, 1, 256), "concurrent upload parts and directory-rename copies (2 x this many threads)")
     parallel_heads: int = _option(
@@ -114,16 +122,6 @@ class Options:
     #: Generic FUSE options handed to libfuse as they are (validated by ``fuse_option``).
     fuse: Tuple[Tuple[str, str], ...] = field(default=(), metadata={"parse": None, "help": "", "aliases": ()})
 
-    def io_threads(self) -> int:
-        """Threads of the pool that carries upload parts and directory-rename copies."""
-        return max(4, self.parallel_count * 2)
-
-    def connections(self) -> int:
-        """HTTP connections to keep: one per thread that can send at once. The attribute
-        requests of a walk have a pool of their own, so neither pool waits for the other's
-        connections."""
-        return self.io_threads() + self.parallel_heads
-
 
 #: Generic FUSE/mount options cosfs passes to libfuse unchanged.
 FUSE_PASSTHROUGH = frozenset({
@@ -135,6 +133,24 @@ FUSE_PASSTHROUGH = frozenset({
 #: mount(8)/fstab/systemd options that mean nothing to cosfs and are accepted silently.
 MOUNT_ONLY = frozenset({"_netdev", "noauto", "auto", "user", "nouser", "users", "defaults", "nofail", "owner", "group"})
 MOUNT_ONLY_PREFIXES = ("x-", "comment=")
+
+
+def fuse_threads(options: Options) -> int:
+    """libfuse's worker threads (``max_threads``): each runs one callback and may send a request."""
+    return max(16, options.parallel_count * 4)
+
+
+def io_threads(options: Options) -> int:
+    """The I/O pool: upload parts and the copies of a directory rename (the attribute
+    prefetch has its own pool of ``parallel_heads``)."""
+    return max(4, options.parallel_count * 2)
+
+
+def connection_pool_size(options: Options) -> int:
+    """Connections to keep per host: one for every thread that can send a request at once (the
+    FUSE threads, the I/O pool, the attribute pool), so none is opened only to be discarded
+    ("Connection pool is full") and neither pool waits for the other's connections."""
+    return fuse_threads(options) + io_threads(options) + options.parallel_heads
 
 
 def option_fields() -> List[dataclasses.Field]:

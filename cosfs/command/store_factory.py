@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Optional
 
 from cosfs.command.log import remember_credentials
-from cosfs.command.options import Options, options_from_string
+from cosfs.command.options import Options, connection_pool_size, options_from_string
 from cosfs.store.endpoints import Bucket, json_download_endpoint, json_endpoint, xml_endpoint
 from cosfs.store.interface import Store
 from cosfs.store.json_store import JsonStore
@@ -28,12 +28,12 @@ def build_transport(options: Options, observer: Optional[RequestObserver] = None
     each request ended (the mount's ``RequestStats``)."""
     return Transport(
         TransportOptions(
-            pool_size=options.connections(),
+            pool_size=connection_pool_size(options),
             connect_timeout=options.connect_timeout,
             read_timeout=options.read_timeout,
             verify_tls=not options.no_check_certificate,
         ),
-        RetryPolicy(retries=options.retries),
+        RetryPolicy(retries=options.retries, deadline=options.max_retry_time),
         observer=observer,
     )
 

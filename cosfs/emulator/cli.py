@@ -51,7 +51,10 @@ admin endpoint (never a bucket):
   POST /-/admin/stats/reset  zero the counters
   GET  /-/admin/faults       current fault settings
   POST /-/admin/faults       change them: {"fail_rate": 0.1, "reset_rate": 0, "latency_ms": 0,
-                             "bandwidth_mbps": 0, "seed": 1, "refuse_keys": "REGEX"}
+                             "bandwidth_mbps": 0, "seed": 1, "refuse_keys": "REGEX", "stall": false}
+stall (--stall, or "stall": true): connections are accepted and requests read, but none is
+  answered until it is switched off; held requests are answered then. The admin endpoint
+  always answers.
 """
 
 
@@ -92,6 +95,8 @@ def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
     parser.add_argument("--latency-ms", type=int, default=0, metavar="N", help="add N ms to every request")
     parser.add_argument("--bandwidth", type=float, default=0.0, metavar="MBPS",
                         help="limit each connection's body throughput to MBPS MB/s")
+    parser.add_argument("--stall", action="store_true",
+                        help="start stalled: read requests, answer none until the admin endpoint says stall false")
     parser.add_argument("--seed", type=int, help="seed of the fault injection random source")
     parser.add_argument("--log-level", default="warning", choices=["debug", "info", "warning", "error"])
     args = parser.parse_args(argv)
@@ -140,7 +145,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     else:
         skew = args.clock_skew
         clock = lambda: time.time() + skew  # noqa: E731
-    faults = FaultInjector(FaultSettings(args.fail_rate, args.reset_rate, args.latency_ms, args.bandwidth, args.seed))
+    faults = FaultInjector(FaultSettings(args.fail_rate, args.reset_rate, args.latency_ms, args.bandwidth, args.seed,
+                                         stall=args.stall))
     storage = Storage(args.root, clock=clock)
     auth = Authenticator(accepted, clock, no_auth=args.no_auth, public_read=args.public_read)
     app = EmulatorApp(Context(storage, auth, args.region, args.buckets, clock), faults)

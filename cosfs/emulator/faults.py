@@ -2,10 +2,12 @@
 
 Reliability tests need a server that fails on purpose: answers 500/503 SlowDown at a given
 rate, drops connections in the middle of a body, adds latency, limits bandwidth, refuses
-object names that match a pattern (as COS refuses some names cosfs cannot foresee). The
-decisions come from one seeded random source, so a test run can be repeated. Counters per
-operation let a test assert how many requests an operation cost (``ls -l`` after a warm
-cache should cost none).
+object names that match a pattern (as COS refuses some names cosfs cannot foresee), or
+stalls: takes connections and requests and answers none of them, as a hung server or a
+network that lost its way back does (a stopped process, but one the admin endpoint can
+wake). The decisions come from one seeded random source, so a test run can be repeated.
+Counters per operation let a test assert how many requests an operation cost (``ls -l``
+after a warm cache should cost none).
 """
 
 from __future__ import annotations
@@ -34,6 +36,9 @@ class FaultSettings:
     #: POST) is refused with 400 InvalidObjectName (XML API) or -180 (JSON API), as COS
     #: refuses some names. Reads answer as usual. Empty: nothing is refused.
     refuse_keys: str = ""
+    #: While true, requests are read but not answered (the admin endpoint excepted); they
+    #: are held, and answered once it is switched off.
+    stall: bool = False
 
     def validate(self) -> "FaultSettings":
         for name in ("fail_rate", "reset_rate"):
@@ -42,6 +47,8 @@ class FaultSettings:
                 raise ValueError(f"{name} must be within 0..1, not {value}")
         if self.latency_ms < 0 or self.bandwidth_mbps < 0:
             raise ValueError("latency_ms and bandwidth_mbps must not be negative")
+        if not isinstance(self.stall, bool):
+            raise ValueError(f"stall must be true or false, not {self.stall!r}")
         try:
             re.compile(self.refuse_keys)
         except re.error as exc:
@@ -54,6 +61,7 @@ class FaultInjector:
 
     def __init__(self, settings: Optional[FaultSettings] = None) -> None:
         self._lock = threading.Lock()
+        self._unstalled = threading.Condition(self._lock)
         self._counts: Counter = Counter()
         self.configure(settings or FaultSettings())
 
@@ -62,6 +70,7 @@ class FaultInjector:
         with self._lock:
             self.settings = settings
             self._random = random.Random(settings.seed)
+            self._unstalled.notify_all()
 
     def update(self, changes: Dict[str, object]) -> FaultSettings:
         """Apply a partial update (from the admin endpoint); unknown names raise ValueError."""
@@ -77,6 +86,7 @@ class FaultInjector:
             bandwidth_mbps=float(current["bandwidth_mbps"]),
             seed=None if current["seed"] is None else int(current["seed"]),
             refuse_keys=str(current["refuse_keys"] or ""),
+            stall=current["stall"],
         )
         reseed = "seed" in changes
         with self._lock:
@@ -84,7 +94,14 @@ class FaultInjector:
             self.settings = settings
             if reseed:
                 self._random = random.Random(settings.seed)
+            self._unstalled.notify_all()
         return settings
+
+    def hold_while_stalled(self) -> None:
+        """Block while ``stall`` is on: the request that called it goes unanswered until then."""
+        with self._lock:
+            while self.settings.stall:
+                self._unstalled.wait()
 
     def _roll(self, probability: float) -> bool:
         if probability <= 0:

@@ -220,6 +220,8 @@ class RequestHandler(BaseHTTPRequestHandler):
             lowered = name.lower()
             headers[lowered] = f"{headers[lowered]},{value}" if lowered in headers else value
         admin = raw_path.startswith(ADMIN_PREFIX)  # faults never touch the admin endpoint
+        if not admin:
+            faults.hold_while_stalled()
         reset = not admin and faults.should_reset()
         body = BodyReader(self.rfile, headers, faults, drop_half_way=reset)
         request = EmuRequest(

@@ -12,6 +12,7 @@ from __future__ import annotations
 import errno
 import hashlib
 import json
+import logging
 import random
 import time
 from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
@@ -22,8 +23,11 @@ from cosfs.store.endpoints import Bucket, Endpoint
 from cosfs.store.interface import ListPage, Metadata, ObjectInfo, PartInfo, StoreLimits
 from cosfs.wire.credentials import CredentialProvider
 from cosfs.wire.errors import CosError
+from cosfs.wire.retry import RetryRun
 from cosfs.wire.signing import jsonsign
 from cosfs.wire.transport import HttpRequest, Signer, Transport
+
+log = logging.getLogger(__name__)
 
 JSON_LIMITS = StoreLimits(
     max_put_size=json_codec.MAX_UPLOAD_SIZE,
@@ -132,12 +136,12 @@ class JsonStore:
         return json_codec.file_info(key, data, True)
 
     def read_range(self, key: str, start: int, length: int) -> bytes:
-        """A ranged GET on the download host. The ``?sign=`` is made once per call: it stays
-        valid for ``sign_validity``, longer than the transport retries."""
+        """A ranged GET on the download host; the transport resumes a body cut short, so the
+        answer is whole. The ``?sign=`` is made once per call: it stays valid for
+        ``sign_validity``, longer than the transport retries."""
         if length <= 0:
             return b""
-        headers = {"Range": f"bytes={start}-{start + length - 1}"}
-        request = self._request("GET", "/" + key, "read", key, self._download, headers=headers)
+        request = self._request("GET", "/" + key, "read", key, self._download, byte_range=(start, start + length - 1))
         credentials = self.credentials.get()
         if credentials is not None:
             now, rand = self._now_rand()
@@ -159,7 +163,14 @@ class JsonStore:
     # --- writing ---------------------------------------------------------------------------
 
     def create_dir(self, key: str, meta: Optional[Metadata] = None) -> None:
-        self._post_json("/" + key, {"op": "create", "biz_attr": ""}, "create_dir", key, once=False)
+        """``create``; a repeat answering "exists" (-178) after an attempt whose answer was
+        lost is success when the directory is there: that attempt made it."""
+        try:
+            self._post_json("/" + key, {"op": "create", "biz_attr": ""}, "create_dir", key, once=False)
+        except CosError as error:
+            if not (error.repeated and error.errno == errno.EEXIST and self.stat(key) is not None):
+                raise
+            log.info("directory %r was created by an earlier attempt", key)
         if meta:
             # An extension beyond the manual, which documents update for files only: a
             # directory's mode and owner live in its metadata too.
@@ -191,26 +202,27 @@ class JsonStore:
     def move(self, src: str, dst: str, overwrite: bool = True) -> None:
         """The JSON API's own move, never repeated blindly: after a transient failure the
         move may have happened, so the keys are looked at before trying again."""
-        error: Optional[CosError] = None
-        for _ in self._transport.retry.attempts():
-            if error is not None and self._move_landed(src, dst, error):
-                return
+        run = self._transport.retry.start()
+        while True:
             try:
-                self._move_once(src, dst, overwrite)
+                self._move_once(src, dst, overwrite, run)
                 return
             except CosError as failure:
                 if not failure.transient:
                     raise
                 error = failure
-        assert error is not None
+            if not run.another():
+                break
+            if self._move_landed(src, dst, error):
+                return
         if self._move_landed(src, dst, error):
             return
         raise error
 
-    def _move_once(self, src: str, dst: str, overwrite: bool) -> None:
+    def _move_once(self, src: str, dst: str, overwrite: bool, run: RetryRun) -> None:
         params = json_codec.move_params("/" + dst, overwrite)
         request = self._request("POST", "/" + src, "move", src, params=params, idempotent=False)
-        self._send(request, once=True)
+        self._send(request, once=True, run=run)
 
     def _move_landed(self, src: str, dst: str, error: CosError) -> bool:
         """Whether a move that failed with ``error`` did happen after all; raises ``error``
@@ -358,11 +370,11 @@ class JsonStore:
         request = self._request("POST", cos_path, operation, key, headers=headers, body=payload)
         return self._send(request, once)
 
-    def _send(self, request: HttpRequest, once: bool = False) -> Answer:
+    def _send(self, request: HttpRequest, once: bool = False, run: Optional[RetryRun] = None) -> Answer:
         """Send a JSON API request signed for its own cos path (its ``sign_path`` without the
         API prefix); the answer's ``data``."""
         bound = request.sign_path[len(unquote(self.api.path_prefix)):]
-        response = self._transport.send(request, self._signer(bound, once), json_codec.check_json)
+        response = self._transport.send(request, self._signer(bound, once), json_codec.check_json, run)
         return json_codec.answer_data(response)
 
     def _signer(self, cos_path: str, once: bool) -> Signer:
@@ -446,7 +458,7 @@ class JsonUploadSession:
                 code="-175", operation="complete_upload", key=self.key,
             )
         if not self._instant:
-            self._store._slice_finish(self.key, self.upload_id, self.size)
+            self._finish()
         if self._meta or self._content_type:
             self._store.set_meta(self.key, self._meta or {}, self._content_type)
         info = self._store.stat(self.key)
@@ -456,6 +468,20 @@ class JsonUploadSession:
             key=self.key, size=self.size, mtime_ns=self._store._now_ns(),
             meta=dict(self._meta or {}), content_type=self._content_type,
         )
+
+    def _finish(self) -> None:
+        """``upload_slice_finish``. A repeat answering that the session does not exist (-290)
+        after an attempt whose answer was lost is success when the file is there with the
+        upload's size: that attempt finished it."""
+        try:
+            self._store._slice_finish(self.key, self.upload_id, self.size)
+        except CosError as error:
+            if not (error.repeated and error.code == "-290"):
+                raise
+            info = self._store.stat(self.key)
+            if info is None or info.size != self.size:
+                raise
+            log.info("slice upload of %r was finished by an earlier attempt", self.key)
 
     def abort(self) -> None:
         """Nothing to send: the JSON API has no abort. COS keeps the slices until it expires

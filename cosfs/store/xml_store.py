@@ -322,9 +322,10 @@ class XmlStore:
                           key.endswith("/"), dict(meta or {}), headers["Content-Type"])
 
     def read_range(self, key: str, start: int, length: int) -> bytes:
+        """A ranged GET; the transport resumes a body cut short, so the answer is whole."""
         if length <= 0:
             return b""
-        request = self._request("GET", key, "read", headers={"Range": f"bytes={start}-{start + length - 1}"})
+        request = self._request("GET", key, "read", byte_range=(start, start + length - 1))
         try:
             response = self._send(request)
         except CosError as error:
@@ -423,15 +424,16 @@ class XmlUploadSession:
         try:
             response = self.store._send(request)
         except CosError as error:
-            if error.code != "NoSuchUpload":
+            if not (error.repeated and error.code == "NoSuchUpload"):
                 raise
             return self._completed_before(total, error)
         etag = xml_codec.parse_etag_result(response.content)
         return ObjectInfo(self.key, total, int(self.store.clock() * 1e9), etag)
 
     def _completed_before(self, total: int, error: CosError) -> ObjectInfo:
-        """A repeated complete answers NoSuchUpload when the first one succeeded but its
-        answer was lost; the object then exists with the expected size."""
+        """A repeated complete answers NoSuchUpload when an earlier attempt succeeded but its
+        answer was lost; the object then exists with the expected size. (A first attempt
+        answering NoSuchUpload is a failure: the upload was aborted or expired.)"""
         info = self.store.stat(self.key)
         if info is None or info.size != total:
             raise error

@@ -39,7 +39,9 @@ class CosError(CosfsError):
     ``status`` is the HTTP status (0 when no response arrived), ``code`` the COS error code
     (an XML code such as ``NoSuchKey``, or a JSON API code such as ``-197`` as a string),
     ``request_id`` the ``x-cos-request-id`` to quote to Tencent support, and ``transient``
-    whether repeating the same request may succeed.
+    whether repeating the same request may succeed. The transport sets ``attempts`` (how
+    many were made) and ``repeated``: an earlier attempt failed transiently and was
+    repeated, so it may have taken effect (a repeated mkdir may meet the directory it made).
     """
 
     def __init__(
@@ -64,6 +66,8 @@ class CosError(CosfsError):
         if transient is None:
             transient = is_transient(code, status)
         self.transient = transient
+        self.attempts = 1
+        self.repeated = False
         super().__init__(message, errno_value)
 
     def __str__(self) -> str:
@@ -73,6 +77,8 @@ class CosError(CosfsError):
         head = " ".join(parts)
         detail = self.code or (f"HTTP {self.status}" if self.status else "no response")
         text = f"{head}: {detail}: {self.message}"
+        if self.attempts > 1:
+            text += f" (after {self.attempts} attempts)"
         if self.request_id:
             text += f" (request id {self.request_id})"
         return text

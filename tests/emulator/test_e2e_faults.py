@@ -1,14 +1,17 @@
 """Fault injection and request counters of a running cosfs-emulator, seen from a client:
 ``--fail-rate`` answers 503 SlowDown, the admin endpoint changes faults at runtime,
-``--reset-rate`` drops connections mid-body, ``--latency-ms`` delays answers, the counters
-count exactly what was sent, and our ``XmlStore`` rides out a flaky server with its retries.
+``--reset-rate`` drops connections mid-body, ``--latency-ms`` delays answers, ``--stall``
+holds requests unanswered, the counters count exactly what was sent, and our stores ride
+out a flaky server with their retries: exact bytes, no spurious errors.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import random
 import statistics
+import threading
 import time
 import urllib.error
 from typing import Dict, Optional
@@ -19,7 +22,8 @@ import pytest
 import requests
 
 from cosfs.command.options import options_from_string
-from cosfs.command.store_factory import build_store
+from cosfs.command.store_factory import build_store, build_transport
+from cosfs.emulator import cli as emulator_cli
 from cosfs.wire.credentials import Credentials, StaticProvider
 from cosfs.wire.errors import CosError
 from cosfs.wire.signing import jsonsign, qsign
@@ -65,6 +69,15 @@ def xml_store(emulator: RunningEmulator, options: str = ""):
 
 def json_store(emulator: RunningEmulator):
     return build_store(emulator.bucket, options_from_string(f"api=json,endpoint={emulator.url}"), credentials(emulator))
+
+
+def quick_store(emulator: RunningEmulator, api: str):
+    """A store with the default retry rules but waits of a few ms (the tests count attempts,
+    not seconds)."""
+    options = options_from_string(f"api={api},endpoint={emulator.url}")
+    transport = build_transport(options)
+    transport.retry.base_delay, transport.retry.max_delay = 0.005, 0.02
+    return build_store(emulator.bucket, options, credentials(emulator), transport)
 
 
 @pytest.fixture
@@ -258,3 +271,88 @@ def test_xml_store_with_default_retries_succeeds_against_a_flaky_server(started,
 
     assert read == blobs
     assert any("retrying" in record.getMessage() for record in caplog.records), "no request was repeated"
+
+
+# --- stall ----------------------------------------------------------------------------------
+
+
+def test_stall_reads_requests_but_answers_none_while_the_admin_endpoint_answers(started):
+    emulator = started("--stall")
+
+    with pytest.raises(requests.exceptions.ReadTimeout):
+        requests.head(f"{emulator.url}/{emulator.bucket}/key", timeout=(5, 1))
+
+    assert emulator.admin("faults")["stall"] is True
+
+
+def test_requests_held_by_a_stall_are_answered_once_it_is_off_and_new_ones_are_served(emulator):
+    xml_request(emulator, "PUT", "key", b"data")
+    emulator.admin("faults", {"stall": True})
+    answers = []
+    held = threading.Thread(target=lambda: answers.append(xml_request(emulator, "GET", "key")))
+    held.start()
+
+    held.join(1.0)
+    assert held.is_alive() and answers == [], "a stalled server answered"
+    emulator.admin("faults", {"stall": False})
+    held.join(10)
+
+    assert [answer.content for answer in answers] == [b"data"]
+    assert xml_request(emulator, "GET", "key").content == b"data"
+
+
+def test_stall_must_be_true_or_false(emulator):
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        emulator.admin("faults", {"stall": "yes"})
+
+    assert refused.value.code == 400 and "stall" in json.loads(refused.value.read())["error"]
+
+
+def test_the_emulator_help_explains_the_stall_fault(capsys):
+    with pytest.raises(SystemExit):
+        emulator_cli.parse_args(["--help"])
+
+    text = capsys.readouterr().out
+    assert "--stall" in text and '"stall": false' in text
+
+
+# --- our stores through resets --------------------------------------------------------------
+
+
+@pytest.mark.parametrize("api", ["xml", "json"])
+def test_reads_of_a_multi_mib_object_through_resets_return_the_exact_bytes(emulator, api):
+    data = random.Random(5).randbytes(6 * MiB)
+    store = quick_store(emulator, api)
+    upload = store.begin_upload("big", len(data), part_size=3 * MiB)
+    upload.complete([upload.put_part(n + 1, data[start:start + 3 * MiB])
+                     for n, start in enumerate(range(0, len(data), 3 * MiB))])
+    emulator.admin("faults", {"reset_rate": 0.5, "fail_rate": 0.2, "seed": 11})
+    emulator.admin("stats/reset")
+
+    whole = store.read_range("big", 0, len(data))
+    pieces = [store.read_range("big", start, MiB) for start in range(0, len(data), MiB)]
+    tail = store.read_range("big", len(data) - 100, 1000)
+
+    assert whole == data and b"".join(pieces) == data and tail == data[-100:]
+    assert sum(emulator.stats().values()) > 8, "no read was cut and resumed"
+
+
+@pytest.mark.parametrize("api", ["xml", "json"])
+def test_writes_deletes_and_mkdirs_through_resets_and_503s_report_no_error(emulator, api):
+    emulator.admin("faults", {"reset_rate": 0.3, "fail_rate": 0.2, "seed": 12})
+    store = quick_store(emulator, api)
+    blobs = {f"d{n}/f": random.Random(n).randbytes(1000 + 70_000 * n) for n in range(12)}
+
+    for key, data in blobs.items():
+        store.create_dir(key.split("/")[0] + "/")
+        store.put_object(key, data)
+    for n in range(6):
+        store.move(f"d{n}/f", f"d{n}/moved")
+        store.delete_file(f"d{n}/moved")
+        store.delete_file(f"d{n}/moved")
+        store.delete_dir(f"d{n}/")
+
+    emulator.admin("faults", {"reset_rate": 0, "fail_rate": 0})
+    assert [store.stat(f"d{n}/") is None for n in range(12)] == [True] * 6 + [False] * 6
+    assert {key: store.read_range(key, 0, len(data)) for key, data in blobs.items() if key >= "d6"} == \
+        {key: data for key, data in blobs.items() if key >= "d6"}

@@ -2,17 +2,22 @@
 
 Mount it on a ``requests.Session`` and give the session to ``cosfs.wire.transport.Transport``;
 every request goes to ``handler(request) -> FakeResponse`` and is recorded in ``requests``.
+A handler may also return an exception (raised as the adapter would raise it), and a
+``FakeResponse`` with ``cut_after`` sends that many bytes of its body and then fails the way
+urllib3 fails when the peer closes the connection mid-body.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable, Dict, List
+from http.client import IncompleteRead
+from typing import Any, Callable, Dict, Iterator, List, Optional
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 import requests
 from requests.adapters import BaseAdapter
 from requests.structures import CaseInsensitiveDict
+from urllib3.exceptions import ProtocolError
 
 
 @dataclass
@@ -20,6 +25,33 @@ class FakeResponse:
     status: int = 200
     body: bytes = b""
     headers: Dict[str, str] = field(default_factory=dict)
+    #: Send only this many bytes of ``body``, then fail with ``cut_with`` (default: the
+    #: ``ProtocolError(IncompleteRead)`` urllib3 raises when the peer closes mid-body).
+    cut_after: Optional[int] = None
+    cut_with: Optional[BaseException] = None
+
+
+class FakeBody:
+    """The ``raw`` of a fake response: what ``requests`` streams the body from."""
+
+    def __init__(self, answer: FakeResponse) -> None:
+        self.answer = answer
+
+    def stream(self, amt: Optional[int] = None, decode_content: bool = True) -> Iterator[bytes]:
+        body, cut = self.answer.body, self.answer.cut_after
+        sent = body if cut is None else body[:cut]
+        step = amt or len(sent) or 1
+        for start in range(0, len(sent), step):
+            yield sent[start:start + step]
+        if cut is not None:
+            raise self.answer.cut_with or ProtocolError(
+                "Connection broken: IncompleteRead", IncompleteRead(sent, len(body) - len(sent)))
+
+    def close(self) -> None:
+        pass
+
+    def release_conn(self) -> None:
+        pass
 
 
 @dataclass
@@ -30,6 +62,8 @@ class SeenRequest:
     params: List[tuple]
     headers: CaseInsensitiveDict
     body: bytes
+    #: What the transport passed as ``timeout`` (a tuple or a ``urllib3`` ``Timeout``).
+    timeout: Any = None
 
     @property
     def query(self) -> Dict[str, str]:
@@ -56,6 +90,7 @@ class FakeAdapter(BaseAdapter):
             params=parse_qsl(parts.query, keep_blank_values=True),
             headers=headers,
             body=bytes(body),
+            timeout=timeout,
         )
         self.requests.append(seen)
         answer = self.handler(seen)
@@ -63,7 +98,7 @@ class FakeAdapter(BaseAdapter):
             raise answer
         response = requests.Response()
         response.status_code = answer.status
-        response._content = answer.body
+        response.raw = FakeBody(answer)
         response.headers = CaseInsensitiveDict(answer.headers)
         response.url = request.url
         response.request = request

@@ -362,6 +362,25 @@ def test_create_dir_posts_json_then_updates_meta_on_the_directory():
     assert json.loads(update.body) == {"op": "update", "custom_headers": {"x-cos-meta-mode": "040755"}}
 
 
+def test_create_dir_repeated_after_a_lost_answer_is_success_when_the_directory_is_there():
+    """The first create made the directory but its answer was cut; the repeat answers -178."""
+    cut = FakeResponse(200, json.dumps({"code": 0}).encode(), cut_after=3)
+    store, adapter = make_store(ScriptedCos(create=[cut, fail(-178)], stat=ok({"mtime": 1})))
+
+    store.create_dir("d/sub/")
+
+    assert ops(adapter) == ["create", "create", "stat"]
+
+
+def test_create_dir_of_an_existing_directory_is_eexist_at_the_first_attempt():
+    store, adapter = make_store(ScriptedCos(create=fail(-178)))
+
+    with pytest.raises(CosError) as raised:
+        store.create_dir("d/sub/")
+
+    assert raised.value.errno == errno.EEXIST and ops(adapter) == ["create"]
+
+
 # --- simple upload -------------------------------------------------------------------------
 
 
@@ -442,6 +461,32 @@ def test_slice_upload_resumes_after_4019_and_sends_only_missing_parts():
     assert form_of(adapter.requests[-2])["session"] == b"old"
 
 
+def test_slice_finish_repeated_after_a_lost_answer_is_success_when_the_file_is_there():
+    lost = requests.ConnectionError("Connection aborted.")
+    cos = ScriptedCos(upload_slice_init=ok({"session": "s1", "slice_size": HALF_MIB}), upload_slice_data=ok(),
+                      upload_slice_finish=[lost, fail(-290)], stat=finished_stat)
+    store, adapter = make_store(cos)
+    session = store.begin_upload("d/big", size=SIZE)
+
+    info = session.complete([session.put_part(n, chunk) for n, chunk in enumerate(CHUNKS, 1)])
+
+    assert info.size == SIZE
+    assert ops(adapter)[-4:] == ["upload_slice_finish", "upload_slice_finish", "stat", "stat"]
+
+
+def test_slice_finish_repeated_is_an_error_when_the_file_is_not_the_upload():
+    lost = requests.ConnectionError("Connection aborted.")
+    cos = ScriptedCos(upload_slice_init=ok({"session": "s1", "slice_size": HALF_MIB}), upload_slice_data=ok(),
+                      upload_slice_finish=[lost, fail(-290)], stat=ok(file_entry("big", SIZE - 1)))
+    store, _ = make_store(cos)
+    session = store.begin_upload("d/big", size=SIZE)
+
+    with pytest.raises(CosError) as raised:
+        session.complete([session.put_part(n, chunk) for n, chunk in enumerate(CHUNKS, 1)])
+
+    assert raised.value.code == "-290"
+
+
 def test_unfinished_upload_of_another_size_is_an_error():
     listing = ok({"session": "old", "slice_size": HALF_MIB, "filesize": SIZE + 1, "listparts": []})
     store, _ = make_store(ScriptedCos(upload_slice_init=fail(-4019), upload_slice_list=listing))
@@ -495,6 +540,19 @@ def test_read_range_sends_range_and_download_signature():
     assert seen.headers["Range"] == "bytes=10-19"
     fields = jsonsign.decode(seen.query["sign"]).fields
     assert fields["f"] == "/dir/a%20b.txt" and int(fields["e"]) > NOW
+
+
+def test_read_range_cut_short_resumes_on_the_download_host_and_returns_exactly_the_range():
+    data = bytes(range(256)) * 64
+    answers = [
+        FakeResponse(206, data[:3000], {"Content-Range": f"bytes 0-2999/{len(data)}", "ETag": '"e"'}, cut_after=7),
+        FakeResponse(206, data[7:3000], {"Content-Range": f"bytes 7-2999/{len(data)}", "ETag": '"e"'}),
+    ]
+    store, adapter = make_store(ScriptedCos(download=answers))
+
+    assert store.read_range("f", 0, 3000) == data[:3000]
+    assert [seen.headers["Range"] for seen in adapter.requests] == ["bytes=0-2999", "bytes=7-2999"]
+    assert adapter.requests[1].headers["If-Match"] == '"e"'
 
 
 def test_read_range_past_the_end_and_full_answers():

@@ -4,14 +4,39 @@ from __future__ import annotations
 
 import pytest
 
-from cosfs.command.options import Options, options_from_string, options_help
+from cosfs.command.options import (
+    Options,
+    connection_pool_size,
+    fuse_threads,
+    io_threads,
+    options_from_string,
+    options_help,
+)
+from cosfs.command.store_factory import build_transport
 from cosfs.wire.errors import ConfigError
+from cosfs.wire.retry import RetryPolicy
 
 
 def test_defaults():
     options = options_from_string("")
     assert options == Options()
-    assert options.api == "xml" and options.signature == "cos" and options.retries == 5
+    assert options.api == "xml" and options.signature == "cos"
+    assert (options.retries, options.max_retry_time) == (RetryPolicy().retries, RetryPolicy().deadline)
+
+
+def test_the_transport_gets_the_timeouts_and_the_retry_deadline():
+    transport = build_transport(options_from_string("connect_timeout=2,read_timeout=7,retries=4,max_retry_time=12"))
+    assert (transport.options.connect_timeout, transport.options.read_timeout) == (2, 7)
+    assert (transport.retry.retries, transport.retry.deadline) == (4, 12)
+
+
+@pytest.mark.parametrize("parallel_count", [1, 4, 8, 32, 256])
+def test_the_connection_pool_has_room_for_every_thread_that_sends_requests(parallel_count):
+    """Finding 11: with fewer connections than threads urllib3 warns "Connection pool is
+    full, discarding connection" and opens a new connection per request beyond the pool."""
+    options = options_from_string(f"parallel_count={parallel_count}")
+    assert connection_pool_size(options) >= fuse_threads(options) + io_threads(options)
+    assert build_transport(options).options.pool_size == connection_pool_size(options)
 
 
 def test_values_and_aliases_are_parsed():
@@ -29,6 +54,7 @@ def test_values_and_aliases_are_parsed():
         ("api=soap", "bad value 'soap' for option 'api'"),
         ("retries=-1", "option 'retries'"),
         ("connect_timeout=fast", "option 'connect_timeout'"),
+        ("max_retry_time=0", "option 'max_retry_time'"),
         ("public_bucket=maybe", "option 'public_bucket'"),
     ],
 )

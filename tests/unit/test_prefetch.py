@@ -15,7 +15,7 @@ from collections import Counter
 import pytest
 
 from cosfs.command.mount import build_filesystem
-from cosfs.command.options import options_from_string
+from cosfs.command.options import connection_pool_size, fuse_threads, io_threads, options_from_string
 from cosfs.filesystem.prefetch import MAX_WINDOW
 from tests.support.clock import FakeClock
 from tests.support.fake_store import FAKE_LIMITS, FakeStore
@@ -147,7 +147,8 @@ def test_heads_have_their_own_pool_and_the_connection_pool_holds_both():
     """README: ``parallel_heads`` HEADs run "in a pool of their own so uploads and walks never
     wait for each other; the connection pool holds both"."""
     options = options_from_string("parallel_count=8,parallel_heads=20")
-    assert (options.io_threads(), options.parallel_heads, options.connections()) == (16, 20, 36)
+    assert (io_threads(options), options.parallel_heads) == (16, 20)
+    assert connection_pool_size(options) == fuse_threads(options) + 16 + 20
     assert options_from_string("").parallel_heads == 32
     with pytest.raises(Exception, match="parallel_heads"):
         options_from_string("parallel_heads=0")

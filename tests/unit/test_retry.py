@@ -19,27 +19,34 @@ def policy(clock, **kwargs):
     return RetryPolicy(clock=clock, sleep=clock.sleep, rng=random.Random(7), **kwargs)
 
 
+def repeats(run) -> int:
+    """How many repeats ``run`` allows in a row (each failed at once)."""
+    while run.another():
+        pass
+    return run.repeats
+
+
 def test_backoff_grows_exponentially_and_is_capped():
     clock = FakeClock(0.0)
     retry = policy(clock, retries=8, base_delay=0.5, max_delay=4.0, deadline=1000)
-    assert list(retry.attempts()) == list(range(9))
+    assert repeats(retry.start()) == 8
     assert all(0.25 <= s <= 0.5 for s in clock.sleeps[:1])
     assert all(s <= 4.0 for s in clock.sleeps)
     assert clock.sleeps[-1] >= 2.0, "late waits reach at least half the cap"
     assert clock.sleeps[2] > clock.sleeps[0]
 
 
-def test_attempts_stop_at_the_deadline():
+def test_repeats_stop_before_a_wait_would_end_past_the_deadline():
     clock = FakeClock(0.0)
-    retry = policy(clock, retries=100, base_delay=1.0, max_delay=8.0, deadline=20.0)
-    attempts = list(retry.attempts())
-    assert len(attempts) < 101
+    run = policy(clock, retries=100, base_delay=1.0, max_delay=8.0, deadline=20.0).start()
+    assert repeats(run) < 100
     assert clock.now <= 20.0, "no wait ends past the deadline"
+    assert run.left() == pytest.approx(20.0 - clock.now)
 
 
 def test_zero_retries_means_one_attempt():
     clock = FakeClock(0.0)
-    assert list(policy(clock, retries=0).attempts()) == [0]
+    assert repeats(policy(clock, retries=0).start()) == 0
     assert clock.sleeps == []
 
 

@@ -314,6 +314,46 @@ def test_multipart_upload_sequence():
     assert "Content-MD5" in adapter.requests[1].headers
 
 
+def test_complete_whose_answer_was_cut_is_success_when_the_object_is_there():
+    """The first complete stored the object but its answer was cut short; the repeat then
+    answers NoSuchUpload, which is no error when the object has the upload's size."""
+    answers = [FakeResponse(200, b"<CompleteMultipartUploadResult><ETag>x</ETag></CompleteMultipartUploadResult>",
+                            cut_after=10),
+               FakeResponse(404, error_body("NoSuchUpload")),
+               FakeResponse(200, b"", {"Content-Length": "15", "ETag": '"final-2"'})]
+    store, adapter = make_store(lambda seen: answers.pop(0))
+
+    info = XmlUploadSession(store, "big.bin", "U1").complete([PartInfo(1, 10, "e1"), PartInfo(2, 5, "e2")])
+
+    assert (info.size, info.etag) == (15, "final-2")
+    assert [seen.method for seen in adapter.requests] == ["POST", "POST", "HEAD"]
+
+
+def test_complete_answering_no_such_upload_at_the_first_attempt_is_an_error():
+    """An upload that was aborted or expired must not pass for done because an older object
+    of the same size is there."""
+    store, adapter = make_store(lambda seen: FakeResponse(404, error_body("NoSuchUpload")))
+
+    with pytest.raises(CosError) as raised:
+        XmlUploadSession(store, "big.bin", "U1").complete([PartInfo(1, 15, "e1")])
+
+    assert raised.value.code == "NoSuchUpload" and len(adapter.requests) == 1
+
+
+def test_read_range_cut_short_resumes_and_returns_exactly_the_range():
+    data = bytes(range(256)) * 64
+    answers = [
+        FakeResponse(206, data[100:4100], {"Content-Range": f"bytes 100-4099/{len(data)}", "ETag": '"e"'},
+                     cut_after=1000),
+        FakeResponse(206, data[1100:4100], {"Content-Range": f"bytes 1100-4099/{len(data)}", "ETag": '"e"'}),
+    ]
+    store, adapter = make_store(lambda seen: answers.pop(0))
+
+    assert store.read_range("f", 100, 4000) == data[100:4100]
+    assert [seen.headers["Range"] for seen in adapter.requests] == ["bytes=100-4099", "bytes=1100-4099"]
+    verify_signature(adapter.requests[1])
+
+
 def test_read_range_sends_range_and_treats_416_as_end_of_file():
     answers = [FakeResponse(206, b"bcd"), FakeResponse(416, error_body("InvalidRange"))]
     store, adapter = make_store(lambda seen: answers.pop(0))
