@@ -465,7 +465,8 @@ def test_a_remount_reuses_attributes_of_unchanged_files_and_heads_changed_ones(f
     assert store.calls["stat"] == 1, store.calls
 
 
-def test_a_chmod_through_the_mount_within_the_second_of_the_head_is_not_undone_by_a_remount(fs, store, clock, tmp_path):
+def test_a_chmod_through_the_mount_within_the_second_of_its_head_is_not_undone_by_a_remount(fs, store, clock,
+                                                                                             tmp_path):
     """The copy-in-place of a chmod keeps ETag, size and (within its second) Last-Modified:
     only dropping the stored entry keeps the old mode from coming back."""
     store.put_raw("a", b"data", {"mode": str(0o100644)})
