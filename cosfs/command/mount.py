@@ -10,6 +10,7 @@ import logging
 import os
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Callable, Optional
 
 from cosfs.command.options import Options, fuse_threads, io_threads
@@ -22,6 +23,7 @@ from cosfs.filesystem.open_files import OpenFiles
 from cosfs.filesystem.posix import CosFilesystem
 from cosfs.fuse_adapter import binding
 from cosfs.fuse_adapter.operations import CosOperations
+from cosfs.metadata.attr_store import AttrStore, store_file_name
 from cosfs.metadata.attrs import AttrDefaults
 from cosfs.metadata.cache import ListCache, StatCache
 from cosfs.metadata.paths import PathMapper
@@ -30,6 +32,13 @@ from cosfs.store.interface import Store
 log = logging.getLogger(__name__)
 
 MiB = 1024 * 1024
+
+
+def attr_store_path(options: Options, bucket: str, prefix: str) -> Path:
+    """The persistent attribute cache of a mount of ``bucket`` at ``prefix``:
+    ``cache_dir/BUCKET/attrs/<hash of the prefix>.sqlite``, in a directory of its own (the
+    staging area warns about files it finds in ``cache_dir/BUCKET``)."""
+    return staging_root(options, bucket) / "attrs" / store_file_name(prefix)
 
 
 def build_filesystem(store: Store, options: Options, prefix: str, bucket: str,
@@ -52,9 +61,11 @@ def build_filesystem(store: Store, options: Options, prefix: str, bucket: str,
     heads = ThreadPoolExecutor(max_workers=options.parallel_heads, thread_name_prefix="cosfs-head")
     stats = StatCache(options.stat_cache_ttl, options.negative_cache_ttl, options.max_stat_cache_size, ttl_clock)
     listings = ListCache(options.list_cache_ttl, clock=ttl_clock)
-    lookup = Lookup(store, PathMapper(prefix), stats, listings, defaults, heads, clock,
-                    mount_time_ns=int(clock() * 1e9))
     staging = StagingArea(staging_root(options, bucket), options.ensure_diskfree * MiB, bucket)
+    persistent = (AttrStore(attr_store_path(options, bucket, prefix), options.max_attr_cache_entries)
+                  if options.attr_cache else None)
+    lookup = Lookup(store, PathMapper(prefix), stats, listings, defaults, heads, clock,
+                    mount_time_ns=int(clock() * 1e9), persistent=persistent)
     files = OpenFiles(store, lookup, staging, Uploader(store, upload_policy(options), io_pool, uploads), clock)
     return CosFilesystem(store, lookup, files, defaults, clock, io_pool, read_only=options.ro)
 
@@ -72,6 +83,8 @@ def run_mount(
     def unmounting() -> None:
         failed = fs.files.close_all()
         fs.files.staging.close()
+        if fs.lookup.persistent is not None:
+            fs.lookup.persistent.close()
         if failed:
             log.error("unmounting with %d file(s) not stored in COS (kept in the staging area for the next "
                       "mount or cosfs recover): %s", len(failed), ", ".join(failed))

@@ -111,7 +111,12 @@ class Options:
     list_cache_ttl: float = _option(30.0, _number(float, 0, 86400), "seconds directory listings are cached (0: off)")
     negative_cache_ttl: float = _option(5.0, _number(float, 0, 86400), "seconds a missing path is remembered (0: off)")
     max_stat_cache_size: int = _option(100_000, _number(int, 0, 10**8), "attribute cache entries (0: off)")
-    cache_dir: Optional[str] = _option(None, _text, "where files being written are staged (default ~/.cache/cosfs or /var/cache/cosfs)")
+    attr_cache: bool = _option(
+        True, _bool, "keep file attributes across mounts (in cache_dir), reused while a listing shows them current")
+    max_attr_cache_entries: int = _option(
+        1_000_000, _number(int, 1, 10**9), "files the persistent attribute cache holds (least recently used dropped)")
+    cache_dir: Optional[str] = _option(
+        None, _text, "where writes are staged and attributes kept (default ~/.cache/cosfs or /var/cache/cosfs)")
     ensure_diskfree: int = _option(1024, _number(int, 0, 10**7), "MB to keep free in cache_dir; writes fail with ENOSPC beyond")
     multipart_size: int = _option(8, _number(int, 1, 5120), "part size in MB for multipart uploads")
     multipart_threshold: int = _option(16, _number(int, 1, 5120), "files larger than this many MB are uploaded in parts")

@@ -17,6 +17,11 @@ Cost model (what a request costs is what this module is for):
 - otherwise: HEAD of the file key; if missing, HEAD of the ``dir/`` marker; if missing, a
   one-key LIST of the prefix (a directory written by another tool has no marker).
 
+- after a remount, a file the persistent attribute cache (``cosfs.metadata.attr_store``)
+  holds with the validators its list page shows (ETag, size, Last-Modified to the second)
+  costs no HEAD: ``listdir`` puts those attributes in the stat cache. Every HEAD of a file
+  is recorded there with its validators; this mount's own changes drop the entries.
+
 A name that is both a file (``a``) and a directory prefix (``a/``) shows as the file, the
 same answer the HEAD order gives; the directory's content is then not reachable through
 the mount (documented in SEMANTICS.md).
@@ -31,10 +36,11 @@ from __future__ import annotations
 import dataclasses
 import errno
 from concurrent.futures import Executor
-from typing import Callable, Dict, Optional
+from typing import Callable, Dict, List, Optional, Tuple
 
 from cosfs.filesystem.prefetch import AttributeFetches
 from cosfs.metadata import paths
+from cosfs.metadata.attr_store import AttrStore, Validators
 from cosfs.metadata.attrs import Attr, AttrDefaults, attr_from_info, implicit_dir_attr, root_attr
 from cosfs.metadata.cache import MISSING, ListCache, Listing, StatCache
 from cosfs.store.interface import ObjectInfo, Store
@@ -58,6 +64,7 @@ class Lookup:
         heads: Executor,
         clock: Callable[[], float],
         mount_time_ns: int,
+        persistent: Optional[AttrStore] = None,
     ) -> None:
         self.store = store
         self.mapper = mapper
@@ -66,6 +73,8 @@ class Lookup:
         self.defaults = defaults
         self.clock = clock
         self.mount_time_ns = mount_time_ns
+        #: Attributes kept across mounts, trusted only when a list page shows the same validators.
+        self.persistent = persistent
         #: ``heads`` is the metadata request pool (``parallel_heads``), apart from the uploads'.
         self.fetches = AttributeFetches(self.fetch, stats, heads)
 
@@ -100,7 +109,10 @@ class Lookup:
         if kind in (None, "file", "symlink"):
             info = self.store.stat(self.mapper.file_key(path))
             if info is not None and not info.is_dir:
-                return attr_from_info(info, self.defaults)
+                attr = attr_from_info(info, self.defaults)
+                if self.persistent is not None:
+                    self.persistent.record(path, attr, Validators.of(info))
+                return attr
         dir_key = self.mapper.dir_key(path)
         info = self.store.stat(dir_key)
         if info is not None:
@@ -155,22 +167,38 @@ class Lookup:
                 name = prefix[len(dir_key):-1]
                 if paths.visible_name(name):
                     entries.setdefault(name, "dir")
+            listed: List[Tuple[str, Validators]] = []
             for info in page.files:
                 name = info.key[len(dir_key):]
                 if paths.visible_name(name):
                     entries[name] = "file"
+                    listed.append((paths.join(path, name), Validators.of(info)))
+            self._reuse_unchanged(listed)
             if page.next_marker is None:
                 break
             marker = page.next_marker
         listing = Listing(entries)
         self.listings.put(path, listing)
         self.fetches.listed(path)
+        if self.persistent is not None:
+            self.persistent.flush()
         return listing
+
+    def _reuse_unchanged(self, listed: List[Tuple[str, Validators]]) -> None:
+        """Put in the stat cache the stored attributes of the files of one list page that
+        have not changed since their HEAD (same validators), so the walk after it sends none.
+        A path the stat cache already knows keeps what this mount knows."""
+        if self.persistent is None or not self.stats.holds_attributes:
+            return
+        for child, attr in self.persistent.matching(listed).items():
+            if self.stats.get(child) is None:
+                self.stats.put(child, attr)
 
     # --- invalidation -------------------------------------------------------------------
 
     def learn(self, path: str, attr: Attr) -> None:
         """``path`` now has ``attr`` (after an upload or setattr through this mount)."""
+        self._forget_persistent(path)
         self.fetches.forget(path)
         self.stats.put(path, attr)
 
@@ -185,6 +213,7 @@ class Lookup:
 
     def removed(self, path: str) -> None:
         """``path`` was deleted through this mount."""
+        self._forget_persistent(path, tree=True)
         self.fetches.forget(path)
         self.stats.invalidate_tree(path)
         self.stats.put_missing(path)
@@ -194,10 +223,18 @@ class Lookup:
     def moved(self, old: str, new: str, kind: str) -> None:
         """``old`` (a file or a whole tree) now lives at ``new``."""
         self.removed(old)
+        self._forget_persistent(new, tree=True)
         self.fetches.forget(new)
         self.stats.invalidate_tree(new)
         self.listings.invalidate_tree(new)
         self._edit_listing(new, kind)
+
+    def _forget_persistent(self, path: str, tree: bool = False) -> None:
+        """This mount changed ``path``: its stored attributes go. The validators of the next
+        list page would tell a changed object in almost every case; not for a metadata change
+        within the second of the HEAD that kept the old ones (same ETag, size and second)."""
+        if self.persistent is not None:
+            self.persistent.forget(path, tree)
 
     def _edit_listing(self, path: str, kind: Optional[str]) -> None:
         self.listings.edit(paths.parent(path), paths.basename(path), kind)

@@ -4,7 +4,7 @@ SEMANTICS.md: "What was closed is in COS. What a crash interrupts is resolved by
 mount (or ``cosfs recover``): a complete version is stored if COS still holds the object
 it replaces, anything else is kept in ``cache_dir/lost+found``; no multipart upload is
 left behind." And: "after an unmount, lazy or by SIGTERM, whose uploads succeeded,
-``cache_dir`` holds nothing."
+``cache_dir`` holds nothing" (but the persistent attribute cache).
 """
 
 from __future__ import annotations
@@ -24,7 +24,11 @@ MiB = 1024 * 1024
 
 
 def files_in(directory: Path):
-    return sorted(p for p in directory.rglob("*") if p.is_file()) if directory.exists() else []
+    """The files under ``directory``, but the persistent attribute cache (``BUCKET/attrs/``),
+    which is meant to outlive the mount."""
+    if not directory.exists():
+        return []
+    return sorted(p for p in directory.rglob("*") if p.is_file() and p.parent.name != "attrs")
 
 
 def unfinished_uploads(emulator) -> list:

@@ -435,3 +435,55 @@ def test_max_stat_cache_size_0_turns_the_stat_cache_off(store, clock, tmp_path):
     fs.getattr("/a")
     fs.getattr("/a")
     assert store.calls["stat"] == before + 2
+
+
+# --- the persistent attribute cache --------------------------------------------------------
+
+
+def remounted(store, clock, tmp_path, extra: str = ""):
+    """A new filesystem over the same store and ``cache_dir``: what a remount starts from."""
+    options = options_from_string(f"cache_dir={tmp_path / 'staging'},ensure_diskfree=0{extra}")
+    return build_filesystem(store, options, "", "bucket-1250000000", clock=clock, ttl_clock=clock)
+
+
+def test_a_remount_reuses_attributes_of_unchanged_files_and_heads_changed_ones(fs, store, clock, tmp_path):
+    for name in ("a", "b", "c"):
+        store.put_raw(name, b"data", {"mode": str(0o100640)})
+    fs.readdir("/")
+    for name in ("a", "b", "c"):
+        fs.getattr("/" + name)
+    fs.lookup.persistent.close()
+    store.put_raw("b", b"longer data", {"mode": str(0o100600)})
+
+    again = remounted(store, clock, tmp_path)
+    store.calls.clear()
+    again.readdir("/")
+    modes = {name: stat.S_IMODE(again.getattr("/" + name).mode) for name in ("a", "b", "c")}
+
+    assert modes == {"a": 0o640, "b": 0o600, "c": 0o640}
+    assert again.getattr("/b").size == len(b"longer data")
+    assert store.calls["stat"] == 1, store.calls
+
+
+def test_a_chmod_through_the_mount_within_the_second_of_its_head_is_not_undone_by_a_remount(fs, store, clock,
+                                                                                             tmp_path):
+    """The copy-in-place of a chmod keeps ETag, size and (within its second) Last-Modified:
+    only dropping the stored entry keeps the old mode from coming back."""
+    store.put_raw("a", b"data", {"mode": str(0o100644)})
+    fs.readdir("/")
+    fs.getattr("/a")
+    fs.chmod("/a", 0o600)
+    fs.lookup.persistent.close()
+
+    again = remounted(store, clock, tmp_path)
+    again.readdir("/")
+    assert stat.S_IMODE(again.getattr("/a").mode) == 0o600
+
+
+def test_attr_cache_0_keeps_no_database(store, clock, tmp_path):
+    off = remounted(store, clock, tmp_path, ",attr_cache=0")
+    store.put_raw("a", b"data")
+    off.readdir("/")
+    off.getattr("/a")
+    assert off.lookup.persistent is None
+    assert not (tmp_path / "staging" / "bucket-1250000000" / "attrs").exists()
