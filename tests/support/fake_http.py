@@ -19,6 +19,9 @@ from requests.adapters import BaseAdapter
 from requests.structures import CaseInsensitiveDict
 from urllib3.exceptions import ProtocolError
 
+from cosfs.wire.errors import CosError
+from cosfs.wire.transport import HttpRequest
+
 
 @dataclass
 class FakeResponse:
@@ -128,3 +131,20 @@ def fake_transport(handler: Callable[[SeenRequest], FakeResponse], retry=None):
         retry = RetryPolicy(retries=3, sleep=lambda seconds: None)
     transport = Transport(retry=retry)
     return transport, mount_fake(transport.session, handler)
+
+
+def plain_request(**fields: Any) -> HttpRequest:
+    """An ``HttpRequest`` for transport tests: a GET of ``k`` at a fake host unless told otherwise."""
+    base = dict(method="GET", base_url="http://cos.test", path="/k", sign_path="/k", operation="read", key="k")
+    base.update(fields)
+    return HttpRequest(**base)
+
+
+def check_status(response: requests.Response, request: HttpRequest) -> Optional[CosError]:
+    """The transport's error check for fake answers: a status of 300 or more is a ``CosError``
+    carrying the ``code`` and ``x-cos-request-id`` headers."""
+    if response.status_code < 300:
+        return None
+    return CosError("failed", status=response.status_code, code=response.headers.get("code", ""),
+                    request_id=response.headers.get("x-cos-request-id", ""), operation=request.operation,
+                    key=request.key)

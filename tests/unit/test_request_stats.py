@@ -11,9 +11,10 @@ import requests
 from cosfs.wire.errors import CosError
 from cosfs.wire.request_stats import OperationCounts, RequestStats
 from cosfs.wire.retry import RetryPolicy
-from cosfs.wire.transport import HttpRequest, Transport
+from cosfs.wire.transport import Transport
 from tests.support.clock import FakeClock
-from tests.support.fake_http import FakeResponse, mount_fake
+from tests.support.fake_http import FakeResponse, mount_fake, plain_request
+from tests.support.fake_http import check_status as check
 
 
 def slow_down(key: str = "k", request_id: str = "id-1") -> CosError:
@@ -94,19 +95,6 @@ def test_counts_are_exact_under_concurrent_requests():
 
 # --- the transport's observer hook ----------------------------------------------------------
 
-def request(**fields) -> HttpRequest:
-    base = dict(method="PUT", base_url="http://cos.test", path="/k", sign_path="/k", operation="put", key="k")
-    base.update(fields)
-    return HttpRequest(**base)
-
-
-def check(response, req):
-    if response.status_code < 300:
-        return None
-    return CosError("failed", status=response.status_code, code=response.headers.get("code", ""),
-                    request_id=response.headers.get("x-cos-request-id", ""), operation=req.operation, key=req.key)
-
-
 def observed_transport(answers):
     stats = RequestStats()
     transport = Transport(retry=RetryPolicy(retries=3, sleep=lambda seconds: None), observer=stats)
@@ -118,7 +106,7 @@ def test_transport_reports_a_request_repeated_then_stored_once_with_its_retries(
     transport, stats = observed_transport([FakeResponse(503), FakeResponse(500),
                                            FakeResponse(200, headers={"x-cos-request-id": "ok-id"})])
 
-    transport.send(request(), lambda req: {}, check)
+    transport.send(plain_request(method="PUT", operation="put"), lambda req: {}, check)
 
     assert stats.counts() == {"put": OperationCounts(count=1, retries=2)}
 
@@ -128,7 +116,7 @@ def test_transport_reports_a_final_failure_with_all_attempts_and_the_request_id(
                                            for n in range(4)])
 
     with pytest.raises(CosError):
-        transport.send(request(), lambda req: {}, check)
+        transport.send(plain_request(method="PUT", operation="put"), lambda req: {}, check)
 
     assert stats.counts() == {"put": OperationCounts(count=1, errors=1, retries=3)}
     assert stats.recent_errors()[0].request_id == "id-3"
@@ -138,7 +126,7 @@ def test_transport_reports_a_failure_that_is_not_repeated():
     transport, stats = observed_transport([requests.ConnectionError("reset")])
 
     with pytest.raises(CosError) as raised:
-        transport.send(request(idempotent=False, operation="move"), lambda req: {}, check)
+        transport.send(plain_request(method="PUT", idempotent=False, operation="move"), lambda req: {}, check)
 
     assert raised.value.errno == errno.EIO
     assert stats.counts() == {"move": OperationCounts(count=1, errors=1)}

@@ -10,9 +10,10 @@ import requests
 
 from cosfs.wire.errors import CosError
 from cosfs.wire.retry import RetryPolicy
-from cosfs.wire.transport import HttpRequest
 from tests.support.clock import FakeClock
 from tests.support.fake_http import FakeResponse, fake_transport
+from tests.support.fake_http import check_status as check
+from tests.support.fake_http import plain_request as request
 
 
 def policy(clock, **kwargs):
@@ -48,19 +49,6 @@ def test_zero_retries_means_one_attempt():
     clock = FakeClock(0.0)
     assert repeats(policy(clock, retries=0).start()) == 0
     assert clock.sleeps == []
-
-
-def request(**fields):
-    base = dict(method="GET", base_url="http://cos.test", path="/k", sign_path="/k", operation="read", key="k")
-    base.update(fields)
-    return HttpRequest(**base)
-
-
-def check(response, req):
-    if response.status_code < 300:
-        return None
-    return CosError("failed", status=response.status_code, code=response.headers.get("code", ""),
-                    operation=req.operation, key=req.key)
 
 
 def no_sign(req):

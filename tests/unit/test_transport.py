@@ -14,9 +14,11 @@ from urllib3.exceptions import NewConnectionError, ProtocolError, ReadTimeoutErr
 
 from cosfs.wire.errors import CosError
 from cosfs.wire.retry import RetryPolicy
-from cosfs.wire.transport import HttpRequest, Transport, TransportOptions
+from cosfs.wire.transport import Transport, TransportOptions
 from tests.support.clock import FakeClock
 from tests.support.fake_http import FakeResponse, SeenRequest, mount_fake
+from tests.support.fake_http import check_status as check
+from tests.support.fake_http import plain_request as request
 
 OPTIONS = TransportOptions(connect_timeout=5.0, read_timeout=15.0)
 BODY = bytes(range(256)) * 4
@@ -38,19 +40,6 @@ def make_transport(handler, clock: Optional[FakeClock] = None, retries: int = 10
     policy = RetryPolicy(retries=retries, deadline=deadline, clock=clock, sleep=clock.sleep, rng=random.Random(3))
     transport = Transport(OPTIONS, policy, observer=observer)
     return transport, mount_fake(transport.session, handler)
-
-
-def request(**fields) -> HttpRequest:
-    base = dict(method="GET", base_url="http://cos.test", path="/k", sign_path="/k", operation="read", key="k")
-    base.update(fields)
-    return HttpRequest(**base)
-
-
-def check(response, req) -> Optional[CosError]:
-    if response.status_code < 300:
-        return None
-    return CosError("failed", status=response.status_code, code=response.headers.get("code", ""),
-                    request_id=response.headers.get("x-cos-request-id", ""), operation=req.operation, key=req.key)
 
 
 def no_sign(req):
