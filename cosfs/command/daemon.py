@@ -28,6 +28,7 @@ from cosfs.command.snapshot import MountInfo, MountSnapshot
 from cosfs.command.status_socket import StatusServer, socket_path
 from cosfs.command.store_factory import build_store, build_transport
 from cosfs.data.upload_tracker import UploadTracker
+from cosfs.fuse_adapter.operations import CallCounts
 from cosfs.wire.errors import ConfigError
 from cosfs.wire.request_stats import RequestStats
 
@@ -53,14 +54,14 @@ def notify_systemd(message: str) -> None:
 
 def _serve(args: argparse.Namespace, options: Options, bucket: str, prefix: str, mountpoint: str,
            on_mounted: Callable[[], None]) -> None:
-    requests, uploads = RequestStats(), UploadTracker()
+    requests, uploads, calls = RequestStats(), UploadTracker(), CallCounts()
     store = build_store(bucket, options, transport=build_transport(options, observer=requests))
     fs = build_filesystem(store, options, prefix, bucket, uploads=uploads)
     fsname = f"cosfs#{bucket}" + (f":/{prefix.rstrip('/')}" if prefix else "")
     snapshot = MountSnapshot(
         MountInfo(bucket=bucket, prefix=prefix, mountpoint=mountpoint, api=options.api, pid=os.getpid(),
                   started=time.time()),
-        uploads, requests, fs.files, fs.files.staging, fs.lookup.mapper.path_of,
+        uploads, requests, fs.files, fs.files.staging, fs.lookup.mapper.path_of, calls,
     )
     status = StatusServer(socket_path(mountpoint), snapshot)
     metrics = MetricsServer(options.metrics, snapshot) if options.metrics else None
@@ -75,7 +76,7 @@ def _serve(args: argparse.Namespace, options: Options, bucket: str, prefix: str,
         on_mounted()
 
     try:
-        run_mount(fs, mountpoint, options, fsname, on_mounted=mounted)
+        run_mount(fs, mountpoint, options, fsname, on_mounted=mounted, calls=calls)
     except RuntimeError as exc:
         if not live:
             raise ConfigError(f"libfuse could not mount {mountpoint} (error {exc}); see the log above") from None

@@ -11,7 +11,7 @@ import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Callable, Dict, Optional
 
 from cosfs.command.options import Options, fuse_threads, io_threads
 from cosfs.command.write_path import staging_root, upload_policy
@@ -22,7 +22,7 @@ from cosfs.filesystem.lookup import Lookup
 from cosfs.filesystem.open_files import OpenFiles
 from cosfs.filesystem.posix import CosFilesystem
 from cosfs.fuse_adapter import binding
-from cosfs.fuse_adapter.operations import CosOperations
+from cosfs.fuse_adapter.operations import CallCounts, CosOperations
 from cosfs.metadata.attr_store import AttrStore, store_file_name
 from cosfs.metadata.attrs import AttrDefaults
 from cosfs.metadata.cache import ListCache, StatCache
@@ -70,6 +70,23 @@ def build_filesystem(store: Store, options: Options, prefix: str, bucket: str,
     return CosFilesystem(store, lookup, files, defaults, clock, io_pool, read_only=options.ro)
 
 
+def fuse_mount_options(options: Options, fsname: str) -> Dict[str, object]:
+    """libfuse's options for this mount. The kernel keeps attributes and names as long as
+    cosfs's own caches do (``stat_cache_ttl``, ``negative_cache_ttl``), not libfuse's 1 s:
+    a repeated lookup within the TTL never reaches Python. ``-o attr_timeout=`` and the
+    other generic options given on the command line win."""
+    return binding.mount_options(
+        fsname,
+        allow_other=options.allow_other,
+        read_only=options.ro,
+        max_threads=fuse_threads(options),
+        attr_timeout=options.stat_cache_ttl,
+        entry_timeout=options.stat_cache_ttl,
+        negative_timeout=options.negative_cache_ttl,
+        extra={name: (value if value else True) for name, value in options.fuse},
+    )
+
+
 def run_mount(
     fs: CosFilesystem,
     mountpoint: str,
@@ -77,6 +94,7 @@ def run_mount(
     fsname: str,
     on_mounted: Optional[Callable[[], None]] = None,
     debug: bool = False,
+    calls: Optional[CallCounts] = None,
 ) -> None:
     """Mount and serve until unmounted; pending uploads are flushed before returning."""
 
@@ -89,15 +107,8 @@ def run_mount(
             log.error("unmounting with %d file(s) not stored in COS (kept in the staging area for the next "
                       "mount or cosfs recover): %s", len(failed), ", ".join(failed))
 
-    operations = CosOperations(fs, on_mounted=on_mounted, on_unmount=unmounting)
-    extra = {name: (value if value else True) for name, value in options.fuse}
-    mount_options = binding.mount_options(
-        fsname,
-        allow_other=options.allow_other,
-        read_only=options.ro,
-        max_threads=fuse_threads(options),
-        extra=extra,
-    )
+    operations = CosOperations(fs, on_mounted=on_mounted, on_unmount=unmounting, calls=calls)
+    mount_options = fuse_mount_options(options, fsname)
     log.info("mounting %s on %s with %s", fsname, mountpoint, binding.describe())
     try:
         binding.FUSE(operations, mountpoint, foreground=True, debug=debug, **mount_options)

@@ -8,12 +8,13 @@ seconds; byte counts are bytes; ``errno`` is a symbolic name such as ``EIO``.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Callable, Dict, List, TypedDict
+from typing import TYPE_CHECKING, Callable, Dict, List, Optional, TypedDict
 
 if TYPE_CHECKING:  # the provider only calls the parts' methods: no import of the layers at run time
     from cosfs.data.staging import StagingArea
     from cosfs.data.upload_tracker import UploadTracker
     from cosfs.filesystem.open_files import OpenFiles
+    from cosfs.fuse_adapter.operations import CallCounts
     from cosfs.wire.request_stats import RequestStats
 
 SNAPSHOT_VERSION = 1
@@ -72,6 +73,7 @@ class Snapshot(TypedDict):
     cache: CacheEntry
     requests: Dict[str, RequestCounts]  # per operation name
     errors: List[ErrorEntry]  # the last 20 errors, oldest first
+    kernel_calls: Dict[str, int]  # FUSE operations the kernel called, per name
 
 
 def nothing_pending(snapshot: Snapshot) -> bool:
@@ -86,13 +88,15 @@ class MountSnapshot:
     """
 
     def __init__(self, mount: MountInfo, uploads: "UploadTracker", requests: "RequestStats",
-                 files: "OpenFiles", staging: "StagingArea", path_of: Callable[[str], str]) -> None:
+                 files: "OpenFiles", staging: "StagingArea", path_of: Callable[[str], str],
+                 calls: Optional["CallCounts"] = None) -> None:
         self.mount = mount
         self._uploads = uploads
         self._requests = requests
         self._files = files
         self._staging = staging
         self._path_of = path_of
+        self._calls = calls
 
     def __call__(self) -> Snapshot:
         dirty_files, dirty_bytes = self._files.dirty_summary()
@@ -117,4 +121,5 @@ class MountSnapshot:
                            errno=failure.errno, message=failure.message, request_id=failure.request_id)
                 for failure in self._requests.recent_errors()
             ],
+            kernel_calls=self._calls.snapshot() if self._calls is not None else {},
         )

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import dataclasses
 import errno
+import heapq
 import logging
 import os
 import stat
 from concurrent.futures import ThreadPoolExecutor
-from typing import Callable, Dict, List, Optional, Tuple
+from typing import Callable, Dict, List, NamedTuple, Optional
 
 from cosfs.filesystem import tree
 from cosfs.filesystem.lookup import Lookup
@@ -31,6 +32,16 @@ log = logging.getLogger(__name__)
 BLOCK_SIZE = 4096
 TOTAL_BLOCKS = 1 << 40
 NAME_MAX = 255
+
+
+class DirEntry(NamedTuple):
+    """One entry of a directory listing."""
+
+    name: str
+    #: The type bits (``stat.S_IFMT``) if known without a request, else ``None``: "stat to know".
+    type: Optional[int]
+    #: The entry's attributes when the caches hold them (the kernel takes them with the name).
+    attr: Optional[Attr]
 
 
 def error(path: str, what: str, code: int) -> CosfsError:
@@ -92,22 +103,28 @@ class CosFilesystem:
             return pending
         return self.lookup.getattr(path)
 
-    def readdir(self, path: str) -> List[Tuple[str, Optional[int]]]:
-        """``(name, type bits or None)`` of every entry; None means "stat to know"."""
+    def readdir(self, path: str) -> List["DirEntry"]:
+        """Every entry of directory ``path``, in name order, with what is known of it.
+
+        The listing is fetched here (errors surface from this call); the entries carry the
+        attributes the caches already hold, so the kernel can take them with the names
+        (readdirplus) instead of asking for each one again."""
         attr = self.getattr(path)
         if attr.kind != "dir":
             raise error(path, "not a directory", errno.ENOTDIR)
         listing = self.lookup.listdir(path)
-        entries: Dict[str, Optional[int]] = {}
-        for name, kind in listing.entries.items():
-            known = self.lookup.known(paths.join(path, name))
-            if known is not None:
-                entries[name] = stat.S_IFMT(known.mode)
-            else:
-                entries[name] = stat.S_IFDIR if kind == "dir" else None
-        for name in self.files.new_children(path):
-            entries.setdefault(name, stat.S_IFREG)
-        return sorted(entries.items())
+        new_files = sorted(name for name in self.files.new_children(path) if name not in listing)
+        return [self._entry(path, name, listing.kind(name))
+                for name in heapq.merge(listing.names(), new_files)]
+
+    def _entry(self, dir_path: str, name: str, kind: Optional[str]) -> "DirEntry":
+        child = paths.join(dir_path, name)
+        known = self.files.attr_of(child) or self.lookup.known(child)
+        if known is not None:
+            return DirEntry(name, stat.S_IFMT(known.mode), known)
+        if kind is None:  # created here and not yet uploaded, but no longer open
+            return DirEntry(name, stat.S_IFREG, None)
+        return DirEntry(name, stat.S_IFDIR if kind == "dir" else None, None)
 
     def readlink(self, path: str) -> str:
         attr = self.getattr(path)

@@ -9,6 +9,7 @@ one libfuse major are rejected by the other, so they are built here per major ve
 
 from __future__ import annotations
 
+import ctypes
 import ctypes.util
 import os
 from importlib import metadata
@@ -47,12 +48,26 @@ except metadata.PackageNotFoundError:
 
 
 
-class _HandleKeepingFUSE(_binding.FUSE):
-    """mfusepy's ``FUSE`` with ``ftruncate`` keeping its file handle on libfuse 3.
+#: libfuse 3's ``readdir`` flag asking for attributes with the names, and the filler flag
+#: that says an entry's attributes are complete (``fuse.h``: ``FUSE_READDIR_PLUS``,
+#: ``FUSE_FILL_DIR_PLUS``).
+FUSE_READDIR_PLUS = 1 << 0
+FUSE_FILL_DIR_PLUS = 1 << 1
 
-    mfusepy 3.1's ``truncate_fuse_3`` drops the file info, so ``ftruncate(fd)`` arrives as a
-    truncate by path; cosfs must know which handle changed a file (the close of that handle
-    uploads it), as it does under libfuse 2, where mfusepy passes the handle.
+
+class _CosfsFUSE(_binding.FUSE):
+    """mfusepy's ``FUSE`` with two callbacks completed on libfuse 3.
+
+    - ``ftruncate`` keeps its file handle: mfusepy 3.1's ``truncate_fuse_3`` drops the file
+      info, so ``ftruncate(fd)`` would arrive as a truncate by path; cosfs must know which
+      handle changed a file (the close of that handle uploads it), as under libfuse 2.
+    - readdir with offsets, and readdirplus: mfusepy hands libfuse the whole listing at
+      offset 0, which libfuse buffers and sends with only each entry's type. Entries with
+      their own offsets go to the kernel as they are read, several calls for a large
+      directory; and when the kernel asks for attributes too (``FUSE_READDIR_PLUS``), the
+      entries whose attributes cosfs knows go with ``FUSE_FILL_DIR_PLUS``, which libfuse
+      honours only for entries with an offset. The kernel then caches those attributes for
+      ``attr_timeout``, and a following ``ls -l`` sends no lookup per entry.
     """
 
     def truncate_fuse_3(self, path, length, fip):  # noqa: ANN001 (mfusepy's signature)
@@ -60,8 +75,23 @@ class _HandleKeepingFUSE(_binding.FUSE):
         return self.operations.truncate(None if path is None else path.decode(self.encoding, self.errors),
                                         length, fh)
 
+    def readdir_fuse_3(self, path, buf, filler, offset, fip, flags):  # noqa: ANN001 (mfusepy's signature)
+        read_from = getattr(self.operations, "readdir_from", None)
+        if read_from is None:
+            return super().readdir_fuse_3(path, buf, filler, offset, fip, flags)
+        entries = read_from(None if path is None else path.decode(self.encoding, self.errors),
+                            fip.contents.fh, offset, bool(flags & FUSE_READDIR_PLUS))
+        st = _binding.c_stat()
+        for name, attrs, complete, next_offset in entries:
+            ctypes.memset(ctypes.byref(st), 0, ctypes.sizeof(st))
+            _binding.set_st_attrs(st, attrs, use_ns=self.use_ns)
+            fill = FUSE_FILL_DIR_PLUS if complete else 0
+            if filler(buf, name.encode(self.encoding, self.errors), st, next_offset, fill) != 0:
+                break  # the kernel's buffer is full: it asks again from the last offset it took
+        return 0
 
-FUSE = _HandleKeepingFUSE if BINDING == "mfusepy" else _binding.FUSE
+
+FUSE = _CosfsFUSE if BINDING == "mfusepy" else _binding.FUSE
 Operations = _binding.Operations
 FuseOSError = _binding.FuseOSError
 fuse_get_context = _binding.fuse_get_context

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import errno
 import functools
+import itertools
 import logging
 import stat
+import threading
 import time
-from typing import Callable, Optional
+from typing import Callable, Dict, Iterator, List, Optional, Tuple
 
-from cosfs.filesystem.posix import CosFilesystem
+from cosfs.filesystem.posix import CosFilesystem, DirEntry
 from cosfs.fuse_adapter import binding
 from cosfs.wire.errors import CosfsError
 
@@ -27,6 +29,7 @@ def translated(method):
 
     @functools.wraps(method)
     def wrapper(self, *args):
+        self.calls.count(method.__name__)
         try:
             return method(self, *args)
         except CosfsError as failure:
@@ -66,6 +69,61 @@ def _process() -> Optional[int]:
     return pid
 
 
+class CallCounts:
+    """How often the kernel called each operation, for ``cosfs status --json``.
+
+    It shows what the kernel's caches spare: within ``attr_timeout`` a repeated ``ls -l``
+    makes no ``getattr`` at all, and after a readdirplus the kernel needs none per entry.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._counts: Dict[str, int] = {}  # guarded by self._lock
+
+    def count(self, operation: str) -> None:
+        with self._lock:
+            self._counts[operation] = self._counts.get(operation, 0) + 1
+
+    def snapshot(self) -> Dict[str, int]:
+        with self._lock:
+            return dict(self._counts)
+
+
+class DirectoryStreams:
+    """The listing each open directory handle is read from, kept between libfuse's calls
+    (a large directory takes several) and dropped at ``releasedir``."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._handles = itertools.count(1)
+        self._entries: Dict[int, List[DirEntry]] = {}  # guarded by self._lock
+
+    def open(self) -> int:
+        return next(self._handles)
+
+    def get(self, fh: int) -> Optional[List[DirEntry]]:
+        with self._lock:
+            return self._entries.get(fh)
+
+    def put(self, fh: int, entries: List[DirEntry]) -> None:
+        with self._lock:
+            self._entries[fh] = entries
+
+    def close(self, fh: int) -> None:
+        with self._lock:
+            self._entries.pop(fh, None)
+
+
+def _stream(entries: List[DirEntry], offset: int, plus: bool) -> Iterator[Tuple[str, Dict[str, int], bool, int]]:
+    """``entries[offset:]`` for the binding's filler, converted one by one as it consumes them."""
+    for index in range(offset, len(entries)):
+        entry = entries[index]
+        if plus and entry.attr is not None:
+            yield entry.name, entry.attr.to_stat(), True, index + 1
+        else:
+            yield entry.name, {"st_mode": entry.type or 0}, False, index + 1
+
+
 class CosOperations(binding.Operations):
     """fusepy/mfusepy ``Operations`` for one mounted bucket."""
 
@@ -76,8 +134,11 @@ class CosOperations(binding.Operations):
         fs: CosFilesystem,
         on_mounted: Optional[Callable[[], None]] = None,
         on_unmount: Optional[Callable[[], None]] = None,
+        calls: Optional[CallCounts] = None,
     ) -> None:
         self.fs = fs
+        self.calls = calls if calls is not None else CallCounts()
+        self._streams = DirectoryStreams()
         self.on_mounted = on_mounted
         self.on_unmount = on_unmount
 
@@ -102,17 +163,33 @@ class CosOperations(binding.Operations):
         # Every entry carries an explicit type: mfusepy reuses one stat buffer for the whole
         # listing, so a bare name would inherit the previous entry's type. 0 is DT_UNKNOWN.
         entries = [(".", {"st_mode": stat.S_IFDIR}, 0), ("..", {"st_mode": stat.S_IFDIR}, 0)]
-        for name, kind in self.fs.readdir(path):
-            entries.append((name, {"st_mode": kind or 0}, 0))
+        for entry in self.fs.readdir(path):
+            entries.append((entry.name, {"st_mode": entry.type or 0}, 0))
         return entries
+
+    @translated
+    def readdir_from(self, path, fh, offset, plus):
+        """The entries of open directory ``fh`` from ``offset`` on, as ``(name, stat dict,
+        complete, offset of the next entry)``: libfuse 3 reads a directory in several calls,
+        each resuming where the kernel's buffer was full. The listing is taken at offset 0
+        and kept with the handle until ``releasedir``. With ``plus`` (the kernel asked for
+        readdirplus), entries whose attributes cosfs already knows carry them complete: the
+        kernel caches them with the names, and ``ls -l`` then sends no lookup per entry."""
+        entries = self._streams.get(fh) if offset else None
+        if entries is None:
+            entries = [DirEntry(".", stat.S_IFDIR, None), DirEntry("..", stat.S_IFDIR, None)]
+            entries.extend(self.fs.readdir(path))
+            self._streams.put(fh, entries)
+        return _stream(entries, offset, plus)
 
     @translated
     def opendir(self, path):
         if self.fs.getattr(path).kind != "dir":
             raise CosfsError(f"{path}: not a directory", errno.ENOTDIR)
-        return 0
+        return self._streams.open()
 
     def releasedir(self, path, fh):
+        self._streams.close(fh)
         return 0
 
     def fsyncdir(self, path, datasync, fh):

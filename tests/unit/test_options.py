@@ -67,3 +67,15 @@ def test_bad_options_are_refused_with_a_clear_message(text, fragment):
 def test_help_lists_every_option_with_its_default():
     text = options_help()
     assert "signature" in text and "default cos" in text and "passwd_file" in text
+
+
+def test_the_kernel_keeps_attributes_and_names_as_long_as_the_caches_do():
+    """Issue 10: libfuse's 1 s default sent every repeated lookup back to Python; the kernel
+    now keeps what cosfs answered for the TTLs, unless ``-o attr_timeout=`` says otherwise."""
+    from cosfs.command.mount import fuse_mount_options
+
+    default = fuse_mount_options(options_from_string(""), "cosfs#b")
+    assert (default["attr_timeout"], default["entry_timeout"], default["negative_timeout"]) == (30.0, 30.0, 5.0)
+    short = fuse_mount_options(options_from_string("stat_cache_ttl=2,negative_cache_ttl=0"), "cosfs#b")
+    assert (short["attr_timeout"], short["entry_timeout"], short["negative_timeout"]) == (2.0, 2.0, 0.0)
+    assert fuse_mount_options(options_from_string("attr_timeout=7"), "cosfs#b")["attr_timeout"] == "7"
