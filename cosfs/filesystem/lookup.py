@@ -17,10 +17,15 @@ Cost model (what a request costs is what this module is for):
 - otherwise: HEAD of the file key; if missing, HEAD of the ``dir/`` marker; if missing, a
   one-key LIST of the prefix (a directory written by another tool has no marker).
 
+- a tool looking names up one by one in a directory it never listed (rsync's receiver):
+  when the attribute cache holds up to ``LIST_ON_WALK_MAX`` entries there, the second miss
+  lists the directory, which proves them unchanged and answers new names without a HEAD.
 - after a remount, a file the persistent attribute cache (``cosfs.metadata.attr_store``)
   holds with the validators its list page shows (ETag, size, Last-Modified to the second)
   costs no HEAD: ``listdir`` puts those attributes in the stat cache. Every HEAD of a file
-  is recorded there with its validators; this mount's own changes drop the entries.
+  is recorded there with its validators, and so is every file this mount stores, changes
+  or renames, with the ETag and size COS answered (its Last-Modified is taken from the
+  first list page that shows that ETag and size).
 
 A name that is both a file (``a``) and a directory prefix (``a/``) shows as the file, the
 same answer the HEAD order gives; the directory's content is then not reachable through
@@ -35,6 +40,8 @@ from __future__ import annotations
 
 import dataclasses
 import errno
+import threading
+from collections import OrderedDict
 from concurrent.futures import Executor
 from typing import Callable, Dict, List, Optional, Tuple
 
@@ -45,6 +52,13 @@ from cosfs.metadata.attrs import Attr, AttrDefaults, attr_from_info, implicit_di
 from cosfs.metadata.cache import MISSING, ListCache, Listing, StatCache
 from cosfs.store.interface import ObjectInfo, Store
 from cosfs.wire.errors import CosfsError
+
+
+#: The most entries the attribute cache may hold below an unlisted directory for a walk of
+#: it to list it (10 XML pages): a larger one is looked up name by name, as without the cache.
+LIST_ON_WALK_MAX = 10_000
+#: Unlisted directories whose misses are counted (least recently missed forgotten first).
+MAX_UNLISTED_TRACKED = 256
 
 
 def no_entry(path: str) -> CosfsError:
@@ -75,6 +89,8 @@ class Lookup:
         self.mount_time_ns = mount_time_ns
         #: Attributes kept across mounts, trusted only when a list page shows the same validators.
         self.persistent = persistent
+        self._misses_lock = threading.Lock()
+        self._unlisted_misses: "OrderedDict[str, int]" = OrderedDict()  # guarded by _misses_lock
         #: ``heads`` is the metadata request pool (``parallel_heads``), apart from the uploads'.
         self.fetches = AttributeFetches(self.fetch, stats, heads)
 
@@ -93,6 +109,8 @@ class Lookup:
             return cached
         parent = paths.parent(path)
         listing = self.listings.get(parent)
+        if listing is None and self._walked_unlisted(parent):
+            listing = self.listdir(parent)
         if listing is None:
             attr = self.fetches.one(path, None)
         elif listing.kind(paths.basename(path)) is None:
@@ -103,6 +121,21 @@ class Lookup:
         if attr is None:
             raise no_entry(path)  # recorded as missing by the fetch
         return attr
+
+    def _walked_unlisted(self, dir_path: str) -> bool:
+        """Whether to list ``dir_path`` now: the second miss in a directory not listed (a
+        tool looking names up one by one, as rsync's receiver does), when the attribute
+        cache holds entries there, at most ``LIST_ON_WALK_MAX``. The list pages then prove
+        those entries unchanged, and answer "no such file" for new names, instead of a HEAD
+        per name."""
+        if self.persistent is None:
+            return False
+        with self._misses_lock:
+            misses = self._unlisted_misses.pop(dir_path, 0) + 1
+            self._unlisted_misses[dir_path] = misses
+            while len(self._unlisted_misses) > MAX_UNLISTED_TRACKED:
+                self._unlisted_misses.popitem(last=False)
+        return misses == 2 and 0 < self.persistent.count_below(dir_path, LIST_ON_WALK_MAX + 1) <= LIST_ON_WALK_MAX
 
     def fetch(self, path: str, kind: Optional[str]) -> Optional[Attr]:
         """Ask COS what ``path`` is; ``kind`` from a listing saves the requests that cannot match."""
@@ -198,13 +231,14 @@ class Lookup:
 
     def learn(self, path: str, attr: Attr) -> None:
         """``path`` now has ``attr`` (after an upload or setattr through this mount)."""
-        self._forget_persistent(path)
+        self._remember(path, attr)
         self.fetches.forget(path)
         self.stats.put(path, attr)
 
     def added(self, path: str, attr: Attr) -> None:
         """``path`` was created through this mount: record it, and in its parent's cached
         listing, so looking up its siblings still costs no request."""
+        self._remember(path, attr)
         self.fetches.forget(path)
         self.stats.put(path, attr)
         self._edit_listing(path, attr.kind)
@@ -220,14 +254,28 @@ class Lookup:
         self.listings.invalidate_tree(path)
         self._edit_listing(path, None)
 
-    def moved(self, old: str, new: str, kind: str) -> None:
-        """``old`` (a file or a whole tree) now lives at ``new``."""
+    def moved(self, old: str, new: str, kind: str, attr: Optional[Attr] = None) -> None:
+        """``old`` (a file or a whole tree) now lives at ``new``; ``attr``: the file's attributes."""
         self.removed(old)
         self._forget_persistent(new, tree=True)
+        if attr is not None:
+            self._remember(new, attr)  # a copy keeps the metadata; a new ETag just costs one HEAD
         self.fetches.forget(new)
         self.stats.invalidate_tree(new)
         self.listings.invalidate_tree(new)
         self._edit_listing(new, kind)
+
+    def _remember(self, path: str, attr: Attr) -> None:
+        """This mount stored ``attr`` at ``path``: a file's attributes are kept across mounts,
+        trusted once a list page shows the ETag and size COS answered for it (so a tree
+        written through the mount costs no HEAD per file after a remount). A directory has no
+        list validators and is forgotten."""
+        if self.persistent is None:
+            return
+        if attr.kind != "dir" and attr.etag:
+            self.persistent.record_own(path, attr)
+        else:
+            self.persistent.forget(path)
 
     def _forget_persistent(self, path: str, tree: bool = False) -> None:
         """This mount changed ``path``: its stored attributes go. The validators of the next

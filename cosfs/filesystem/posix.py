@@ -346,7 +346,7 @@ class CosFilesystem:
         else:
             self._rename_file(old, new, target)
         self.files.moved(old, new)
-        self.lookup.moved(old, new, source.kind)
+        self.lookup.moved(old, new, source.kind, source if source.kind != "dir" else None)
         if paths.parent(old) != paths.parent(new):
             self._keep_parent(old)
 

@@ -59,6 +59,8 @@ MAX_QUEUED = 16 * BATCH
 #: Keys per ``IN (...)`` query (below sqlite's historic limit of 999 variables).
 QUERY_CHUNK = 500
 SCHEMA_VERSION = "1"
+#: ``modified_s`` of attributes this mount stored itself (``Validators.of_own_change``).
+UNKNOWN_MODIFIED = -1
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS attrs (
@@ -85,6 +87,20 @@ class Validators:
     @classmethod
     def of(cls, info: ObjectInfo) -> "Validators":
         return cls(info.etag, info.size, info.mtime_ns // 1_000_000_000)
+
+    @classmethod
+    def of_own_change(cls, attr: Attr) -> "Validators":
+        """What this mount knows of an object it just stored or changed: the ETag COS
+        answered and the size, not COS's Last-Modified (no upload answer carries it)."""
+        return cls(attr.etag, attr.size, UNKNOWN_MODIFIED)
+
+    def proven_by(self, listed: "Validators") -> bool:
+        """Whether a list entry showing ``listed`` is the version these validators describe.
+        For this mount's own change the ETag and size decide, and the list entry's time
+        then becomes part of the record."""
+        if self.modified_s == UNKNOWN_MODIFIED:
+            return (self.etag, self.size) == (listed.etag, listed.size)
+        return self == listed
 
 
 @dataclass(frozen=True)
@@ -190,6 +206,7 @@ class AttrStore:
             return {}
         wanted = dict(listed)
         found: Dict[str, Attr] = {}
+        pinned: List[_Put] = []  # this mount's own records, dated by the list entry from now on
         names = list(wanted)
         try:
             with self._reader_lock:
@@ -201,23 +218,56 @@ class AttrStore:
                         f"SELECT path, etag, size, modified_s, attr FROM attrs WHERE path IN "
                         f"({','.join('?' * len(chunk))})", chunk).fetchall()
                     for path, etag, size, modified_s, attr in rows:
-                        if wanted[path] == Validators(etag, size, modified_s):
+                        stored = Validators(etag, size, modified_s)
+                        if stored.proven_by(wanted[path]):
                             found[path] = decode_attr(attr)
+                            if stored != wanted[path]:
+                                pinned.append(_Put(path, found[path], wanted[path]))
         except sqlite3.OperationalError as error:
             log.debug("attribute cache not read (%s)", error)
             return {}
         except (sqlite3.DatabaseError, ValueError, TypeError) as error:
             self._turn_off(error)
             return {}
+        for put in pinned:
+            self._enqueue(put)
         if found:
             self._enqueue(_Use(tuple(found)))
         return found
+
+    def count_below(self, dir_path: str, limit: int) -> int:
+        """How many entries the store holds below directory ``dir_path``, counted up to
+        ``limit`` (an estimate of its size that reads no more than ``limit`` index rows)."""
+        if self._off:
+            return 0
+        below = dir_path.rstrip("/") + "/"
+        try:
+            with self._reader_lock:
+                if self._reader is None:
+                    return 0
+                return self._reader.execute(
+                    "SELECT count(*) FROM (SELECT 1 FROM attrs WHERE path >= ? AND path < ? LIMIT ?)",
+                    (below, below[:-1] + "0", limit)).fetchone()[0]
+        except sqlite3.OperationalError as error:
+            log.debug("attribute cache not read (%s)", error)
+            return 0
+        except sqlite3.DatabaseError as error:
+            self._turn_off(error)
+            return 0
 
     # --- changing -----------------------------------------------------------------------
 
     def record(self, path: str, attr: Attr, validators: Validators) -> None:
         """A HEAD of ``path`` answered ``attr`` with ``validators``."""
         self._enqueue(_Put(path, attr, validators))
+
+    def record_own(self, path: str, attr: Attr) -> None:
+        """This mount stored ``attr`` at ``path`` (an upload, a metadata change, a rename).
+
+        The old entry is dropped first: if the new one is later shed under pressure
+        (``MAX_QUEUED``), the removal still reaches the database."""
+        self._enqueue(_Drop(path, False))
+        self._enqueue(_Put(path, attr, Validators.of_own_change(attr)))
 
     def forget(self, path: str, tree: bool = False) -> None:
         """``path`` (and with ``tree`` everything below it) changed through this mount."""

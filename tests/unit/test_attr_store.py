@@ -169,3 +169,21 @@ def test_a_locked_database_keeps_the_batch_for_the_next_try(db_path):
     store.flush()
     assert store.matching([("/a", V1)]) == {"/a": attr()}
     store.close()
+
+
+def test_an_own_change_is_proven_by_etag_and_size_then_dated_by_the_first_list_entry(db_path):
+    """A file this mount stored is known across mounts: COS's answer has no Last-Modified,
+    so the first list page showing its ETag and size supplies it; from then on a metadata
+    change behind the mount (same ETag and size, a later time) hides the entry again."""
+    store = AttrStore(db_path, 100)
+    store.record("/a", attr(), V1)
+    store.record_own("/a", attr(mode=0o600))
+    store.flush()
+    assert store.matching([("/a", Validators("etag-2", 10, 1_600_000_000))]) == {}
+    assert store.matching([("/a", V1)]) == {"/a": attr(mode=0o600)}
+    store.close()
+
+    reopened = AttrStore(db_path, 100)
+    assert reopened.matching([("/a", V1)]) == {"/a": attr(mode=0o600)}
+    assert reopened.matching([("/a", Validators("etag-1", 10, 1_600_000_009))]) == {}
+    reopened.close()

@@ -480,6 +480,42 @@ def test_a_chmod_through_the_mount_within_the_second_of_its_head_is_not_undone_b
     assert stat.S_IMODE(again.getattr("/a").mode) == 0o600
 
 
+def test_files_written_through_the_mount_cost_no_head_after_a_remount(fs, store, clock, tmp_path):
+    """Own uploads, metadata changes and renames are kept with the ETag and size COS answered."""
+    write_file(fs, "/tmp.x", b"written here")
+    fs.chmod("/tmp.x", 0o600)
+    fs.rename("/tmp.x", "/kept")
+    write_file(fs, "/other", b"abc")
+    fs.lookup.persistent.close()
+
+    again = remounted(store, clock, tmp_path)
+    store.calls.clear()
+    again.readdir("/")
+    kept, other = again.getattr("/kept"), again.getattr("/other")
+
+    assert (stat.S_IMODE(kept.mode), kept.size, other.size) == (0o600, len(b"written here"), 3)
+    assert store.calls["stat"] == 0, store.calls
+
+
+def test_a_walk_of_an_unlisted_directory_lists_it_on_the_second_miss(fs, store, clock, tmp_path):
+    """rsync's receiver stats each destination name without listing the directory: after a
+    remount the second miss lists it, proving the stored entries and answering new names."""
+    for number in range(20):
+        store.put_raw(f"d/f{number:02d}", b"data", {"mode": str(0o100640)})
+    fs.readdir("/d")
+    for number in range(20):
+        fs.getattr(f"/d/f{number:02d}")
+    fs.lookup.persistent.close()
+
+    again = remounted(store, clock, tmp_path)
+    store.calls.clear()
+    modes = {stat.S_IMODE(again.getattr(f"/d/f{number:02d}").mode) for number in range(20)}
+    assert again.lookup.find("/d/new-name") is None
+
+    assert modes == {0o640}
+    assert store.calls["stat"] == 1 and store.calls["list_page"] == 1, store.calls
+
+
 def test_attr_cache_0_keeps_no_database(store, clock, tmp_path):
     off = remounted(store, clock, tmp_path, ",attr_cache=0")
     store.put_raw("a", b"data")
