@@ -83,10 +83,14 @@ def check_mountpoint(path: str, nonempty: bool) -> str:
 
     A mount whose process died still sits in the mount table and answers every call with
     ENOTCONN; ``os.path.exists`` calls that "does not exist", which sent users to ``mkdir``.
+    ``stat`` may still answer from the kernel's attribute cache (``attr_timeout``, the stat
+    TTL), so a mount point is asked for ``statfs``, which always reaches its daemon.
     """
     resolved = os.path.realpath(path)
     try:
         os.stat(resolved)
+        if os.path.ismount(resolved):
+            os.statvfs(resolved)  # the kernel caches a dead mount's attributes, never its statfs
     except FileNotFoundError:
         raise ConfigError(f"mountpoint {path} does not exist: create it with mkdir -p {path}") from None
     except OSError as exc:
