@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import errno
 import random
+import socket
 import ssl
 from typing import List, Optional
 
 import pytest
-from urllib3.exceptions import (ConnectTimeoutError, LocationParseError, NewConnectionError, ProtocolError,
-                                ReadTimeoutError, SSLError)
+from urllib3.exceptions import (ConnectTimeoutError, LocationParseError, NameResolutionError, NewConnectionError,
+                                ProtocolError, ProxyError, ProxySchemeUnknown, ReadTimeoutError, SSLError)
 
 from cosfs.wire.errors import CosError
 from cosfs.wire.retry import RetryPolicy
@@ -72,6 +73,11 @@ TRANSIENT = {
     "connection refused": refused(),
     "no answer within the timeout": ReadTimeoutError(None, "/k", "Read timed out."),
     "connect timeout": ConnectTimeoutError(None, "Connection to cos.test timed out. (connect timeout=5.0)"),
+    "name resolution failed (urllib3 NameResolutionError)": NameResolutionError(
+        "cos.test", None, socket.gaierror(-3, "Temporary failure in name resolution")),
+    "proxy refused (urllib3 ProxyError)": ProxyError("Unable to connect to proxy", refused()),
+    "TLS connection cut (SSLError without a certificate error)": SSLError(ssl.SSLEOFError(8, "EOF in violation")),
+    "a ValueError while the body arrives": FakeResponse(200, BODY, cut_after=10, cut_with=ValueError("bad chunk")),
     "HTTP 500": FakeResponse(500),
     "HTTP 503 SlowDown": FakeResponse(503, headers={"code": "SlowDown"}),
     "HTTP 429": FakeResponse(429),
@@ -105,6 +111,7 @@ NOT_TRANSIENT = {
     "HTTP 403": (FakeResponse(403), errno.EACCES),
     "HTTP 400": (FakeResponse(400, headers={"code": "InvalidArgument"}), errno.EINVAL),
     "bad URL": (LocationParseError("http://:80/k"), errno.EINVAL),
+    "proxy URL of an unknown scheme": (ProxySchemeUnknown("socks5"), errno.EINVAL),
     "header http.client refuses": (ValueError("Invalid header value b'a\\nb'"), errno.EINVAL),
     "untrusted certificate": (SSLError(ssl.SSLCertVerificationError(1, "self-signed")), errno.EIO),
 }
