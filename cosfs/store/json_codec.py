@@ -19,8 +19,7 @@ from cosfs.wire import facts
 from cosfs.wire.errors import CosError
 
 if TYPE_CHECKING:
-    import requests
-
+    from cosfs.wire.http import HttpResponse
     from cosfs.wire.transport import HttpRequest
 
 FormValue = Union[str, bytes]
@@ -133,7 +132,7 @@ def parse_answer(body: bytes) -> Optional[Dict[str, Any]]:
     return payload if isinstance(payload, dict) else None
 
 
-def answer_data(response: requests.Response) -> Dict[str, Any]:
+def answer_data(response: HttpResponse) -> Dict[str, Any]:
     """The ``data`` object of a successful answer (empty when there is none)."""
     payload = parse_answer(response.content) or {}
     data = payload.get("data")
@@ -147,13 +146,13 @@ def _code_text(value: Any) -> str:
         return ""
 
 
-def check_json(response: requests.Response, request: HttpRequest) -> Optional[CosError]:
+def check_json(response: HttpResponse, request: HttpRequest) -> Optional[CosError]:
     """The transport's error check for JSON API answers: ``None`` for code 0.
 
     COS answers 200 or 400 with a JSON body; anything else (a proxy's 502 page, a body
     that is not JSON) is an error with that status, whatever the body says.
     """
-    status = response.status_code
+    status = response.status
     payload = parse_answer(response.content)
     code = _code_text(payload.get("code")) if payload else ""
     if status in (200, 400) and code == "0":
@@ -177,10 +176,10 @@ def check_json(response: requests.Response, request: HttpRequest) -> Optional[Co
 _XML_CODE_RE = re.compile(rb"<Code>\s*([^<]*?)\s*</Code>")
 
 
-def check_download(response: requests.Response, request: HttpRequest) -> Optional[CosError]:
+def check_download(response: HttpResponse, request: HttpRequest) -> Optional[CosError]:
     """The error check for downloads: plain HTTP, with an XML ``<Error><Code>`` when present.
     416 is no error here: reading at or past the end yields no bytes."""
-    status = response.status_code
+    status = response.status
     if status in (200, 206, 416):
         return None
     match = _XML_CODE_RE.search(response.content or b"")

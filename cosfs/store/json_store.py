@@ -150,9 +150,9 @@ class JsonStore:
                 credentials.secret_key, now + self._validity, now, rand, "/" + key,
             )))
         response = self._transport.send(request, lambda _: {}, json_codec.check_download)
-        if response.status_code == 416:
+        if response.status == 416:
             return b""
-        if response.status_code == 200:
+        if response.status == 200:
             return response.content[start:start + length]
         return response.content[:length]
 

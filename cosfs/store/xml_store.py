@@ -18,14 +18,13 @@ from datetime import datetime, timezone
 from typing import Callable, Iterable, Iterator, List, Mapping, Optional, Sequence, Tuple
 from urllib.parse import quote, unquote
 
-import requests
-
 from cosfs.store import xml_codec
 from cosfs.store.endpoints import Bucket, Endpoint
 from cosfs.store.interface import ListPage, Metadata, ObjectInfo, PartInfo, StoreLimits
 from cosfs.wire import facts
 from cosfs.wire.credentials import CredentialProvider
 from cosfs.wire.errors import CosError
+from cosfs.wire.http import HttpResponse
 from cosfs.wire.signing import qsign, sigv4
 from cosfs.wire.transport import HttpRequest, Transport
 
@@ -64,9 +63,9 @@ def meta_headers(meta: Optional[Metadata]) -> dict:
     return {f"{_META_PREFIX}{name}": value for name, value in (meta or {}).items()}
 
 
-def check_response(response: requests.Response, request: HttpRequest) -> Optional[CosError]:
+def check_response(response: HttpResponse, request: HttpRequest) -> Optional[CosError]:
     """The ``CosError`` an XML API answer stands for, or ``None`` for success."""
-    status = response.status_code
+    status = response.status
     body = response.content if request.method != "HEAD" else b""
     if 200 <= status < 300:
         if request.operation not in _RESULT_OPERATIONS:
@@ -96,9 +95,10 @@ def check_response(response: requests.Response, request: HttpRequest) -> Optiona
 
 
 def _lowered_items(headers: Mapping[str, str]) -> Iterable[Tuple[str, str]]:
-    """``(lower-cased name, value)`` pairs; requests' headers keep the lowered names already."""
-    lower_items = getattr(headers, "lower_items", None)
-    return lower_items() if lower_items is not None else ((name.lower(), value) for name, value in headers.items())
+    """``(lower-cased name, value)`` pairs; a header an answer repeats is one comma-joined
+    value (urllib3's ``itermerged``), as ``get`` answers it."""
+    merged = getattr(headers, "itermerged", None)
+    return ((name.lower(), value) for name, value in (merged() if merged is not None else headers.items()))
 
 
 def info_from_headers(key: str, headers: Mapping[str, str], clock: Callable[[], float]) -> ObjectInfo:
@@ -196,7 +196,7 @@ class XmlStore:
         )
         return added
 
-    def _send(self, request: HttpRequest) -> requests.Response:
+    def _send(self, request: HttpRequest) -> HttpResponse:
         if request.body or request.method in ("PUT", "POST"):
             request.headers.setdefault("Content-MD5", content_md5(request.body))
         return self.transport.send(request, self._sign, check_response)
@@ -332,7 +332,7 @@ class XmlStore:
             if error.status == 416:
                 return b""
             raise
-        if response.status_code == 200:
+        if response.status == 200:
             return response.content[start:start + length]
         return response.content
 

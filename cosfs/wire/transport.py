@@ -4,9 +4,9 @@ The API clients describe a request as an ``HttpRequest`` and hand over two calla
 that signs it (called again before every attempt, so each repeat carries a fresh signature
 and freshly loaded credentials), and one that turns an error answer into a ``CosError``
 (XML and JSON API errors look different). The transport owns everything else: the
-``requests.Session``, connect and read timeouts, reading the whole body, and which failures
-are repeated. Every failure leaves ``send`` as a ``CosError``, never as a ``requests`` or
-socket exception.
+connection pools (``cosfs.wire.http``), connect and read timeouts, reading the whole body,
+and which failures are repeated. Every failure leaves ``send`` as a ``CosError``, never as
+a urllib3 or socket exception.
 
 The retry rule, the one place it is decided (docs/SEMANTICS.md explains it to users):
 
@@ -48,13 +48,12 @@ from dataclasses import dataclass, field
 from typing import Callable, Dict, Iterator, List, Mapping, Optional, Protocol, Set, Tuple
 from urllib.parse import quote
 
-import requests
 import urllib3
-from requests.adapters import HTTPAdapter
 from urllib3.util import Timeout
 
 from cosfs import __version__
 from cosfs.wire.errors import CosError
+from cosfs.wire.http import ConnectionPools, HttpResponse
 from cosfs.wire.retry import RetryPolicy, RetryRun
 from cosfs.wire.unresponsive import Admission, UnresponsiveEndpoints
 
@@ -66,13 +65,13 @@ RESIGN_CODES = frozenset({"-96", "-77", "Request has expired", "ExpiredToken", "
 #: Bytes read from the socket at a time while receiving an answer's body.
 _BODY_CHUNK = 256 * 1024
 
-#: ``requests`` errors that mean the request itself cannot be sent: repeating cannot help.
-_UNSENDABLE = (
-    requests.exceptions.InvalidURL, requests.exceptions.InvalidSchema, requests.exceptions.MissingSchema,
-    requests.exceptions.InvalidHeader, requests.exceptions.URLRequired, requests.exceptions.InvalidProxyURL,
-)
-#: Everything sending a request or reading its answer may raise for a network failure.
-_NETWORK_ERRORS = (requests.RequestException, urllib3.exceptions.HTTPError, http.client.HTTPException, OSError)
+#: Errors that mean the request itself cannot be sent, so repeating cannot help: a URL or
+#: proxy URL urllib3 cannot parse (``LocationValueError``, ``ProxySchemeUnknown``) or a header
+#: it refuses. A ``ValueError`` raised as it is (``http.client`` refusing a header value,
+#: ``UnicodeEncodeError`` included) is one too; one behind a network error is not.
+_UNSENDABLE = (urllib3.exceptions.LocationValueError, urllib3.exceptions.InvalidHeader)
+#: Everything sending a request or reading its answer may raise, network failures and the above.
+_NETWORK_ERRORS = (urllib3.exceptions.HTTPError, http.client.HTTPException, OSError, ValueError)
 
 
 def encode_query(params: List[Tuple[str, str]]) -> str:
@@ -113,7 +112,7 @@ class HttpRequest:
 
 
 Signer = Callable[[HttpRequest], Mapping[str, str]]
-ErrorCheck = Callable[[requests.Response, HttpRequest], Optional[CosError]]
+ErrorCheck = Callable[[HttpResponse, HttpRequest], Optional[CosError]]
 
 
 class RequestObserver(Protocol):
@@ -135,31 +134,29 @@ class TransportOptions:
 
 
 class Transport:
-    """Sends ``HttpRequest``s over one pooled ``requests.Session``; safe to share between threads."""
+    """Sends ``HttpRequest``s over pooled urllib3 connections; safe to share between threads.
+
+    ``pools`` replaces the ``ConnectionPools`` made from ``options`` (tests answer from a function).
+    """
 
     def __init__(
         self,
         options: TransportOptions = TransportOptions(),
         retry: Optional[RetryPolicy] = None,
-        session: Optional[requests.Session] = None,
+        pools: Optional[ConnectionPools] = None,
         observer: Optional[RequestObserver] = None,
     ) -> None:
         self.options = options
         self.retry = retry or RetryPolicy()
         self.observer = observer
-        self.session = session or requests.Session()
-        adapter = HTTPAdapter(pool_connections=4, pool_maxsize=options.pool_size, max_retries=0)
-        self.session.mount("http://", adapter)
-        self.session.mount("https://", adapter)
-        self.session.verify = options.verify_tls
-        self.session.trust_env = False
+        self.pools = pools or ConnectionPools(options.pool_size, options.verify_tls)
         self.unresponsive = UnresponsiveEndpoints(options.connect_timeout, self.retry.clock)
 
     def close(self) -> None:
-        self.session.close()
+        self.pools.clear()
 
     def send(self, request: HttpRequest, sign: Signer, check: ErrorCheck,
-             run: Optional[RetryRun] = None) -> requests.Response:
+             run: Optional[RetryRun] = None) -> HttpResponse:
         """Send ``request`` until it succeeds or fails for good; raise ``CosError`` then.
 
         ``run`` lets a caller that repeats a request itself (a move that checks what
@@ -175,7 +172,7 @@ class Transport:
         self._report(request, attempts.count, None, response.headers.get("x-cos-request-id", ""))
         return response
 
-    def _send(self, request: HttpRequest, sign: Signer, check: ErrorCheck, attempts: "_Attempts") -> requests.Response:
+    def _send(self, request: HttpRequest, sign: Signer, check: ErrorCheck, attempts: "_Attempts") -> HttpResponse:
         resigned = False
         received: Optional[_Received] = None
         while True:
@@ -223,35 +220,35 @@ class Transport:
         return Timeout(connect=min(self.options.connect_timeout, left), read=min(self.options.read_timeout, left),
                        total=left)
 
-    def _exchange(self, request: HttpRequest, sign: Signer, timeout: Timeout) -> requests.Response:
-        """One attempt: send, then read the whole body; ``_Broken`` when the network fails."""
+    def _exchange(self, request: HttpRequest, sign: Signer, timeout: Timeout) -> HttpResponse:
+        """One attempt: send, then read the whole body; ``_Broken`` when the network fails.
+
+        A PUT or POST always carries a body (``Content-Length: 0`` when empty), as COS wants;
+        other methods carry one only when they have it.
+        """
         headers = {"User-Agent": self.options.user_agent}
         headers.update(request.headers)
         headers.update(sign(request))
+        body = request.body if request.body or request.method in ("PUT", "POST") else None
         started = time.monotonic()
         try:
-            response = self.session.request(
-                request.method,
-                request.url,
-                headers=headers,
-                data=request.body if request.body or request.method in ("PUT", "POST") else None,
-                timeout=timeout,
-                allow_redirects=False,
-                stream=True,
-            )
+            raw = self.pools.urlopen(request.method, request.url, body, headers, timeout)
         except _NETWORK_ERRORS as exc:
             raise _Broken(exc, None, b"") from exc
+        response = HttpResponse(raw.status, raw.reason or "", raw.headers)
         chunks: List[bytes] = []
         try:
-            for chunk in response.iter_content(_BODY_CHUNK):
+            for chunk in raw.stream(_BODY_CHUNK, decode_content=False):
                 chunks.append(chunk)
         except _NETWORK_ERRORS as exc:
-            response.close()
+            raw.close()
             raise _Broken(exc, response, b"".join(chunks)) from exc
-        response._content = b"".join(chunks)  # what .content answers from now on
+        finally:
+            raw.release_conn()
+        response.content = b"".join(chunks)
         log.debug(
             "%s %s %r -> %s in %.0f ms (request id %s)",
-            request.method, request.operation, request.key, response.status_code,
+            request.method, request.operation, request.key, response.status,
             (time.monotonic() - started) * 1000, response.headers.get("x-cos-request-id", "-"),
         )
         return response
@@ -315,11 +312,12 @@ class _Broken(Exception):
     """An attempt that failed on the network: before any answer (``response`` is ``None``)
     or while its body arrived (``partial`` holds what did)."""
 
-    def __init__(self, cause: BaseException, response: Optional[requests.Response], partial: bytes) -> None:
+    def __init__(self, cause: BaseException, response: Optional[HttpResponse], partial: bytes) -> None:
         super().__init__(str(cause))
         self.response = response
         self.partial = partial
-        self.kind = _kind(cause)
+        kind = _kind(cause)
+        self.kind = "broken" if kind == "unsendable" and response is not None else kind
         self.reason = _reason(cause)
 
     @property
@@ -356,7 +354,7 @@ def _resumable(request: HttpRequest, received: Optional[_Received], broken: _Bro
     """What a ranged read keeps of an answer cut short: everything so far, when the answer
     was the part asked for (206 from the expected byte) of a version known by its ETag."""
     response = broken.response
-    if request.byte_range is None or response is None or response.status_code != 206:
+    if request.byte_range is None or response is None or response.status != 206:
         return received
     span = _content_range(response.headers.get("Content-Range", ""))
     etag = response.headers.get("ETag", "")
@@ -368,12 +366,12 @@ def _resumable(request: HttpRequest, received: Optional[_Received], broken: _Bro
     return dataclasses.replace(received, data=received.data + broken.partial)
 
 
-def _stale(request: HttpRequest, received: Optional[_Received], response: requests.Response) -> Optional[CosError]:
+def _stale(request: HttpRequest, received: Optional[_Received], response: HttpResponse) -> Optional[CosError]:
     """The error for a resumed read whose object changed meanwhile (412 on ``If-Match``, or
     a server that ignored it: another ETag, another start, 416): it is read again whole."""
     if received is None:
         return None
-    status = response.status_code
+    status = response.status
     if status == 206:
         span = _content_range(response.headers.get("Content-Range", ""))
         changed = (response.headers.get("ETag", received.etag) != received.etag
@@ -383,16 +381,16 @@ def _stale(request: HttpRequest, received: Optional[_Received], response: reques
     if not changed:
         return None
     return CosError("the object changed while it was read; reading the range again", code="ObjectChanged",
-                    status=response.status_code, operation=request.operation, key=request.key,
+                    status=response.status, operation=request.operation, key=request.key,
                     errno_value=errno.ESTALE, transient=True)
 
 
-def _joined(received: Optional[_Received], response: requests.Response) -> requests.Response:
+def _joined(received: Optional[_Received], response: HttpResponse) -> HttpResponse:
     """The answer of a resumed read: the bytes received before, then the rest."""
-    if received is None or response.status_code != 206:
+    if received is None or response.status != 206:
         return response
     body = received.data + response.content
-    response._content = body
+    response.content = body
     response.headers["Content-Range"] = f"bytes {received.start}-{received.start + len(body) - 1}/{received.size}"
     return response
 
@@ -409,7 +407,8 @@ def _content_range(value: str) -> Optional[Tuple[int, int, str]]:
 
 def _causes(exc: BaseException) -> Iterator[BaseException]:
     """``exc`` and every exception behind it: causes, contexts, urllib3's ``reason`` and
-    exceptions passed as arguments (``requests`` wraps urllib3's errors that way)."""
+    exceptions passed as arguments (``ProtocolError`` carries the ``IncompleteRead`` or
+    ``ConnectionResetError`` behind it that way)."""
     seen: Set[int] = set()
     pending = [exc]
     while pending:
@@ -426,15 +425,15 @@ def _kind(exc: BaseException) -> str:
     """What went wrong, from the whole chain of ``exc``: ``unsendable``, ``certificate``,
     ``unreachable`` (refused, no route, no DNS), ``connect-timeout``, ``timeout`` or ``broken``."""
     chain = list(_causes(exc))
-    if any(isinstance(item, _UNSENDABLE) for item in chain):
+    if isinstance(exc, ValueError) or any(isinstance(item, _UNSENDABLE) for item in chain):
         return "unsendable"
     if any(isinstance(item, ssl.SSLCertVerificationError) for item in chain):
         return "certificate"
     if any(isinstance(item, urllib3.exceptions.NewConnectionError) for item in chain):
         return "unreachable"
-    if any(isinstance(item, (requests.ConnectTimeout, urllib3.exceptions.ConnectTimeoutError)) for item in chain):
+    if any(isinstance(item, urllib3.exceptions.ConnectTimeoutError) for item in chain):
         return "connect-timeout"
-    if any(isinstance(item, (requests.Timeout, urllib3.exceptions.TimeoutError, TimeoutError)) for item in chain):
+    if any(isinstance(item, (urllib3.exceptions.TimeoutError, TimeoutError)) for item in chain):
         return "timeout"
     return "broken"
 

@@ -6,6 +6,7 @@ is stored in COS (read with boto3, behind the mount's back).
 
 from __future__ import annotations
 
+import gzip
 import os
 import stat
 
@@ -282,3 +283,19 @@ def test_access_answers_for_existing_and_missing_paths(cos):
 
     assert os.access(cos.path / "f", os.R_OK | os.W_OK)
     assert not os.access(cos.path / "missing", os.F_OK)
+
+
+def test_a_file_stored_with_content_encoding_gzip_reads_as_its_stored_bytes(cos, emulator):
+    """docs/SEMANTICS.md: "A file reads as the bytes COS stores, whatever `Content-Encoding`
+    another tool stored it with: nothing is decompressed, so its size and its bytes agree"."""
+    stored = gzip.compress(os.urandom(64 * 1024))
+    Bucket(emulator).client.put_object(Bucket=emulator.bucket, Key="logs.gz", Body=stored, ContentEncoding="gzip")
+
+    with open(cos.path / "logs.gz", "rb") as file:
+        file.seek(40_000)
+        middle = file.read(500)
+        file.seek(0)
+        whole = file.read()
+
+    assert os.stat(cos.path / "logs.gz").st_size == len(stored)
+    assert middle == stored[40_000:40_500] and whole == stored

@@ -1,8 +1,9 @@
-"""A requests adapter that answers from a Python function: HTTP-level unit tests without a socket.
+"""Connection pools that answer from a Python function: HTTP-level unit tests without a socket.
 
-Mount it on a ``requests.Session`` and give the session to ``cosfs.wire.transport.Transport``;
-every request goes to ``handler(request) -> FakeResponse`` and is recorded in ``requests``.
-A handler may also return an exception (raised as the adapter would raise it), and a
+Give ``FakePools`` to ``cosfs.wire.transport.Transport(pools=...)``; every request goes to
+``handler(request) -> FakeResponse`` and is recorded in ``requests``. A handler may also
+return an exception (raised as urllib3's ``urlopen`` raises it with its retries off: the
+``NewConnectionError``, ``ReadTimeoutError`` or ``ProtocolError`` itself), and a
 ``FakeResponse`` with ``cut_after`` sends that many bytes of its body and then fails the way
 urllib3 fails when the peer closes the connection mid-body.
 """
@@ -11,15 +12,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from http.client import IncompleteRead
-from typing import Any, Callable, Dict, Iterator, List, Optional
+from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-import requests
-from requests.adapters import BaseAdapter
-from requests.structures import CaseInsensitiveDict
+from urllib3 import HTTPHeaderDict
 from urllib3.exceptions import ProtocolError
+from urllib3.util.request import body_to_chunks
 
 from cosfs.wire.errors import CosError
+from cosfs.wire.http import HttpResponse
 from cosfs.wire.transport import HttpRequest
 
 
@@ -34,11 +35,14 @@ class FakeResponse:
     cut_with: Optional[BaseException] = None
 
 
-class FakeBody:
-    """The ``raw`` of a fake response: what ``requests`` streams the body from."""
+class FakeRaw:
+    """What ``urlopen`` answers with its body left to stream: status, headers, ``stream``."""
 
     def __init__(self, answer: FakeResponse) -> None:
         self.answer = answer
+        self.status = answer.status
+        self.reason = ""
+        self.headers = HTTPHeaderDict(answer.headers)
 
     def stream(self, amt: Optional[int] = None, decode_content: bool = True) -> Iterator[bytes]:
         body, cut = self.answer.body, self.answer.cut_after
@@ -63,9 +67,9 @@ class SeenRequest:
     url: str
     path: str
     params: List[tuple]
-    headers: CaseInsensitiveDict
+    headers: HTTPHeaderDict
     body: bytes
-    #: What the transport passed as ``timeout`` (a tuple or a ``urllib3`` ``Timeout``).
+    #: What the transport passed as ``timeout`` (a ``urllib3`` ``Timeout``).
     timeout: Any = None
 
     @property
@@ -73,54 +77,43 @@ class SeenRequest:
         return dict(self.params)
 
 
-class FakeAdapter(BaseAdapter):
+class FakePools:
+    """``ConnectionPools`` whose every request goes to ``handler``."""
+
     def __init__(self, handler: Callable[[SeenRequest], FakeResponse]) -> None:
-        super().__init__()
         self.handler = handler
         self.requests: List[SeenRequest] = []
 
-    def send(self, request, stream=False, timeout=None, verify=True, cert=None, proxies=None):
-        parts = urlsplit(request.url)
-        body = request.body or b""
-        if isinstance(body, str):
-            body = body.encode("utf-8")
-        headers = CaseInsensitiveDict(request.headers)
-        headers.setdefault("Host", parts.netloc)  # added by the connection layer on a real socket
+    def urlopen(self, method: str, url: str, body: Optional[bytes], headers: Mapping[str, str],
+                timeout: Any) -> FakeRaw:
+        parts = urlsplit(url)
+        seen_headers = HTTPHeaderDict(headers)
+        # added by urllib3's connection on a real socket, as it frames the body
+        seen_headers.setdefault("Host", parts.netloc)
+        length = body_to_chunks(body, method, 16384).content_length
+        if length is not None:
+            seen_headers.setdefault("Content-Length", str(length))
         seen = SeenRequest(
-            method=request.method,
-            url=request.url,
+            method=method,
+            url=url,
             path=unquote(parts.path),
             params=parse_qsl(parts.query, keep_blank_values=True),
-            headers=headers,
-            body=bytes(body),
+            headers=seen_headers,
+            body=bytes(body or b""),
             timeout=timeout,
         )
         self.requests.append(seen)
         answer = self.handler(seen)
         if isinstance(answer, Exception):
             raise answer
-        response = requests.Response()
-        response.status_code = answer.status
-        response.raw = FakeBody(answer)
-        response.headers = CaseInsensitiveDict(answer.headers)
-        response.url = request.url
-        response.request = request
-        return response
+        return FakeRaw(answer)
 
-    def close(self) -> None:
+    def clear(self) -> None:
         pass
 
 
-def mount_fake(session: requests.Session, handler: Callable[[SeenRequest], FakeResponse]) -> FakeAdapter:
-    """Route every request of ``session`` to ``handler`` (after Transport mounted its own adapter)."""
-    adapter = FakeAdapter(handler)
-    session.mount("http://", adapter)
-    session.mount("https://", adapter)
-    return adapter
-
-
 def fake_transport(handler: Callable[[SeenRequest], FakeResponse], retry=None):
-    """A ``Transport`` whose requests all go to ``handler``, and the adapter that records them.
+    """A ``Transport`` whose requests all go to ``handler``, and the fake pools that record them.
 
     The default retry policy never sleeps, so retry tests run instantly.
     """
@@ -129,8 +122,8 @@ def fake_transport(handler: Callable[[SeenRequest], FakeResponse], retry=None):
 
     if retry is None:
         retry = RetryPolicy(retries=3, sleep=lambda seconds: None)
-    transport = Transport(retry=retry)
-    return transport, mount_fake(transport.session, handler)
+    pools = FakePools(handler)
+    return Transport(retry=retry, pools=pools), pools
 
 
 def plain_request(**fields: Any) -> HttpRequest:
@@ -140,11 +133,11 @@ def plain_request(**fields: Any) -> HttpRequest:
     return HttpRequest(**base)
 
 
-def check_status(response: requests.Response, request: HttpRequest) -> Optional[CosError]:
+def check_status(response: HttpResponse, request: HttpRequest) -> Optional[CosError]:
     """The transport's error check for fake answers: a status of 300 or more is a ``CosError``
     carrying the ``code`` and ``x-cos-request-id`` headers."""
-    if response.status_code < 300:
+    if response.status < 300:
         return None
-    return CosError("failed", status=response.status_code, code=response.headers.get("code", ""),
+    return CosError("failed", status=response.status, code=response.headers.get("code", ""),
                     request_id=response.headers.get("x-cos-request-id", ""), operation=request.operation,
                     key=request.key)

@@ -1,4 +1,4 @@
-"""JsonStore against a scripted JSON API (fake HTTP adapter): request shapes, signatures,
+"""JsonStore against a scripted JSON API (fake connection pools): request shapes, signatures,
 answer parsing, error mapping, slice uploads; and the json_codec helpers."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import random
 from typing import Callable, Dict, List
 
 import pytest
-import requests
+from urllib3.exceptions import ProtocolError
 
 from cosfs.emulator.forms import decode_form
 from cosfs.store.endpoints import Bucket, Endpoint
@@ -68,12 +68,12 @@ class ScriptedCos:
 
 
 def make_store(cos: Callable, credentials=Credentials(SECRET_ID, SECRET_KEY)):
-    transport, adapter = fake_transport(cos)
+    transport, pools = fake_transport(cos)
     store = JsonStore(
         BUCKET, API, DOWNLOAD, StaticProvider(credentials, "test"), transport,
         clock=lambda: NOW, rng=random.Random(7),
     )
-    return store, adapter
+    return store, pools
 
 
 def cos_path(seen: SeenRequest) -> str:
@@ -81,8 +81,8 @@ def cos_path(seen: SeenRequest) -> str:
     return seen.path[len(API.path_prefix):]
 
 
-def ops(adapter) -> List[str]:
-    return [op_of(seen) for seen in adapter.requests]
+def ops(pools) -> List[str]:
+    return [op_of(seen) for seen in pools.requests]
 
 
 # --- listing -------------------------------------------------------------------------------
@@ -98,7 +98,7 @@ def test_list_follows_context_until_listover_and_caps_num():
         "c1": ok({"context": "c2", "listover": False, "infos": [file_entry("b")]}),
         "c2": ok({"context": "c3", "listover": True, "infos": [file_entry("c")]}),
     }
-    store, adapter = make_store(ScriptedCos(list=lambda seen: pages[seen.query["context"]]))
+    store, pools = make_store(ScriptedCos(list=lambda seen: pages[seen.query["context"]]))
 
     keys, marker, markers = [], "", []
     while marker is not None:
@@ -109,9 +109,9 @@ def test_list_follows_context_until_listover_and_caps_num():
 
     assert keys == ["d/a", "d/b", "d/c"]
     assert markers == ["c1", "c2", None]
-    assert [seen.query["context"] for seen in adapter.requests] == ["", "c1", "c2"]
-    assert {seen.query["num"] for seen in adapter.requests} == {"199"}
-    assert {cos_path(seen) for seen in adapter.requests} == {"/d/"}
+    assert [seen.query["context"] for seen in pools.requests] == ["", "c1", "c2"]
+    assert {seen.query["num"] for seen in pools.requests} == {"199"}
+    assert {cos_path(seen) for seen in pools.requests} == {"/d/"}
 
 
 def test_list_tells_directories_from_files():
@@ -151,21 +151,21 @@ def test_walk_goes_depth_first_and_yields_directories():
 
 def test_stat_file_reads_size_sha_meta_and_content_type():
     data = file_entry("f", 21, custom_headers={"X-Cos-Meta-Mode": "0100644", "Content-Type": "text/plain"})
-    store, adapter = make_store(ScriptedCos(stat=ok(data)))
+    store, pools = make_store(ScriptedCos(stat=ok(data)))
 
     info = store.stat("dir/a b.txt")
 
     assert (info.key, info.size, info.etag, info.is_dir) == ("dir/a b.txt", 21, "s-f", False)
     assert info.mtime_ns == 1600000000 * 10**9
     assert info.meta == {"mode": "0100644"} and info.content_type == "text/plain"
-    assert adapter.requests[0].url.endswith("/dir/a%20b.txt?op=stat")
+    assert pools.requests[0].url.endswith("/dir/a%20b.txt?op=stat")
 
 
 def test_stat_directory_and_root():
-    store, adapter = make_store(ScriptedCos(stat=ok({"biz_attr": "", "mtime": 5})))
+    store, pools = make_store(ScriptedCos(stat=ok({"biz_attr": "", "mtime": 5})))
 
     assert store.stat("dir/").is_dir and store.stat("").is_dir
-    assert [cos_path(seen) for seen in adapter.requests] == ["/dir/", "/"]
+    assert [cos_path(seen) for seen in pools.requests] == ["/dir/", "/"]
 
 
 def test_stat_missing_is_none():
@@ -200,23 +200,23 @@ def test_json_codes_reach_the_errno_table(op, code, call, expected):
 
 
 def test_non_json_502_is_retried_then_eio():
-    store, adapter = make_store(ScriptedCos(stat=FakeResponse(502, b"<html>Bad Gateway</html>")))
+    store, pools = make_store(ScriptedCos(stat=FakeResponse(502, b"<html>Bad Gateway</html>")))
 
     with pytest.raises(CosError) as raised:
         store.stat("f")
 
-    assert len(adapter.requests) == 4
+    assert len(pools.requests) == 4
     assert (raised.value.status, raised.value.errno) == (502, errno.EIO)
 
 
 def test_delete_of_missing_key_is_success_and_delete_many_reports_failures():
     answers = {"/gone": fail(-197), "/busy/": fail(-173), "/ok": ok()}
-    store, adapter = make_store(ScriptedCos(delete=lambda seen: answers[cos_path(seen)]))
+    store, pools = make_store(ScriptedCos(delete=lambda seen: answers[cos_path(seen)]))
 
     failures = store.delete_many(["gone", "busy/", "ok"])
 
     assert [(key, error.errno) for key, error in failures] == [("busy/", errno.ENOTEMPTY)]
-    assert len(adapter.requests) == 3
+    assert len(pools.requests) == 3
 
 
 # --- signatures ----------------------------------------------------------------------------
@@ -242,11 +242,11 @@ def fileid(key: str) -> str:
     ],
 )
 def test_mutations_use_a_once_signature_bound_to_the_source(call, key):
-    store, adapter = make_store(lambda seen: ok())
+    store, pools = make_store(lambda seen: ok())
 
     call(store)
 
-    fields = signature_of(adapter.requests[0])
+    fields = signature_of(pools.requests[0])
     assert fields["e"] == "0" and fields["f"] == fileid(key) and fields["b"] == "examplebucket"
 
 
@@ -260,11 +260,11 @@ def test_mutations_use_a_once_signature_bound_to_the_source(call, key):
     ],
 )
 def test_reads_and_uploads_use_a_multi_signature_bound_to_the_target(call, bound):
-    store, adapter = make_store(lambda seen: ok({"listover": True, "filesize": 1}))
+    store, pools = make_store(lambda seen: ok({"listover": True, "filesize": 1}))
 
     call(store)
 
-    fields = signature_of(adapter.requests[0])
+    fields = signature_of(pools.requests[0])
     assert int(fields["e"]) == NOW + 600 and int(fields["t"]) == NOW
     assert fields["f"] == fileid(bound)
     assert len(fields["r"]) <= 10
@@ -284,7 +284,7 @@ SDK_SIGNS = {
 
 
 def test_signatures_match_the_sdk_wire_vectors():
-    transport, adapter = fake_transport(lambda seen: ok({"listover": True}))
+    transport, pools = fake_transport(lambda seen: ok({"listover": True}))
     credentials = Credentials("AKIDEXAMPLEEXAMPLEEXAMPLEEXAMPLE0000", "EXAMPLEKEYexamplekeyEXAMPLEKEY00")
     store = JsonStore(
         BUCKET, API, DOWNLOAD, StaticProvider(credentials, "vectors"), transport,
@@ -295,67 +295,68 @@ def test_signatures_match_the_sdk_wire_vectors():
     store.move("dir/a.txt", "dir/b c.txt")
     store.list_page("dir/pre", max_keys=100)
 
-    signs = {op_of(seen): seen.headers["Authorization"] for seen in adapter.requests}
+    signs = {op_of(seen): seen.headers["Authorization"] for seen in pools.requests}
     assert {op: sign[: len(SDK_SIGNS[op])] for op, sign in signs.items()} == SDK_SIGNS
-    assert adapter.requests[2].url.endswith("/dir/pre?op=list&num=100&context=")
+    assert pools.requests[2].url.endswith("/dir/pre?op=list&num=100&context=")
 
 
 def test_anonymous_requests_carry_no_authorization():
-    store, adapter = make_store(ScriptedCos(stat=ok({"mtime": 1})), credentials=None)
+    store, pools = make_store(ScriptedCos(stat=ok({"mtime": 1})), credentials=None)
     store.stat("d/")
-    assert "Authorization" not in adapter.requests[0].headers
+    assert "Authorization" not in pools.requests[0].headers
 
 
 # --- move, copy, create, update ------------------------------------------------------------
 
 
 def test_move_sends_query_without_body():
-    store, adapter = make_store(ScriptedCos(move=ok()))
+    store, pools = make_store(ScriptedCos(move=ok()))
 
     store.move("dir/a.txt", "dir/b c.txt", overwrite=False)
 
-    seen = adapter.requests[0]
+    seen = pools.requests[0]
     assert (seen.method, cos_path(seen), seen.body) == ("POST", "/dir/a.txt", b"")
     assert seen.query == {"op": "move", "dest_fileid": "/dir/b c.txt", "to_over_write": "0"}
 
 
 def test_move_lost_answer_then_destination_present_is_success_without_repeat():
     stats = {"/a": fail(-197), "/b": ok(file_entry("b"))}
-    cos = ScriptedCos(move=requests.ConnectionError("reset"), stat=lambda seen: stats[cos_path(seen)])
-    store, adapter = make_store(cos)
+    reset = ProtocolError("Connection aborted.", ConnectionResetError(104, "reset"))
+    cos = ScriptedCos(move=reset, stat=lambda seen: stats[cos_path(seen)])
+    store, pools = make_store(cos)
 
     store.move("a", "b")
 
-    assert ops(adapter).count("move") == 1
+    assert ops(pools).count("move") == 1
 
 
 def test_move_failed_with_source_still_present_is_tried_again():
     cos = ScriptedCos(move=[fail(-71), ok()], stat=ok(file_entry("a")))
-    store, adapter = make_store(cos)
+    store, pools = make_store(cos)
 
     store.move("a", "b")
 
-    assert ops(adapter) == ["move", "stat", "move"]
+    assert ops(pools) == ["move", "stat", "move"]
 
 
 def test_copy_is_a_form_then_update_when_meta_given():
-    store, adapter = make_store(ScriptedCos(copy=ok(), update=ok()))
+    store, pools = make_store(ScriptedCos(copy=ok(), update=ok()))
 
     store.copy("a", "d/b", meta={"mode": "0100600"})
 
-    form = form_of(adapter.requests[0])
+    form = form_of(pools.requests[0])
     assert form == {"op": b"copy", "dest_fileid": b"/d/b", "to_over_write": b"1"}
-    update = adapter.requests[1]
+    update = pools.requests[1]
     assert cos_path(update) == "/d/b"
     assert json.loads(update.body)["custom_headers"] == {"x-cos-meta-mode": "0100600"}
 
 
 def test_create_dir_posts_json_then_updates_meta_on_the_directory():
-    store, adapter = make_store(ScriptedCos(create=ok(), update=ok()))
+    store, pools = make_store(ScriptedCos(create=ok(), update=ok()))
 
     store.create_dir("d/sub/", meta={"mode": "040755"})
 
-    create, update = adapter.requests
+    create, update = pools.requests
     assert json.loads(create.body) == {"op": "create", "biz_attr": ""}
     assert create.headers["Content-Type"] == "application/json"
     assert cos_path(update) == "/d/sub/" and signature_of(update)["e"] == "0"
@@ -365,48 +366,48 @@ def test_create_dir_posts_json_then_updates_meta_on_the_directory():
 def test_create_dir_repeated_after_a_lost_answer_is_success_when_the_directory_is_there():
     """The first create made the directory but its answer was cut; the repeat answers -178."""
     cut = FakeResponse(200, json.dumps({"code": 0}).encode(), cut_after=3)
-    store, adapter = make_store(ScriptedCos(create=[cut, fail(-178)], stat=ok({"mtime": 1})))
+    store, pools = make_store(ScriptedCos(create=[cut, fail(-178)], stat=ok({"mtime": 1})))
 
     store.create_dir("d/sub/")
 
-    assert ops(adapter) == ["create", "create", "stat"]
+    assert ops(pools) == ["create", "create", "stat"]
 
 
 def test_create_dir_of_an_existing_directory_is_eexist_at_the_first_attempt():
-    store, adapter = make_store(ScriptedCos(create=fail(-178)))
+    store, pools = make_store(ScriptedCos(create=fail(-178)))
 
     with pytest.raises(CosError) as raised:
         store.create_dir("d/sub/")
 
-    assert raised.value.errno == errno.EEXIST and ops(adapter) == ["create"]
+    assert raised.value.errno == errno.EEXIST and ops(pools) == ["create"]
 
 
 # --- simple upload -------------------------------------------------------------------------
 
 
 def test_put_object_sends_the_sdk_form_then_metadata():
-    store, adapter = make_store(ScriptedCos(upload=ok({"access_url": "x"}), update=ok()))
+    store, pools = make_store(ScriptedCos(upload=ok({"access_url": "x"}), update=ok()))
 
     info = store.put_object("d/f", b"hello world", meta={"mode": "0100644"}, content_type="text/plain")
 
-    form = form_of(adapter.requests[0])
+    form = form_of(pools.requests[0])
     sha = "2aae6c35c94fcfb415dbe95f408b9ce91ee846ed"
     assert form == {
         "op": b"upload", "biz_attr": b"", "sha": sha.encode(), "insertOnly": b"0", "filecontent": b"hello world",
     }
-    assert json.loads(adapter.requests[1].body)["custom_headers"] == {
+    assert json.loads(pools.requests[1].body)["custom_headers"] == {
         "x-cos-meta-mode": "0100644", "Content-Type": "text/plain",
     }
     assert (info.size, info.etag, info.mtime_ns) == (11, sha, NOW * 10**9)
 
 
 def test_put_object_over_20_mib_is_efbig_without_a_request():
-    store, adapter = make_store(lambda seen: ok())
+    store, pools = make_store(lambda seen: ok())
 
     with pytest.raises(CosError) as raised:
         store.put_object("big", bytes(20 * 1024 * 1024 + 1))
 
-    assert raised.value.errno == errno.EFBIG and adapter.requests == []
+    assert raised.value.errno == errno.EFBIG and pools.requests == []
 
 
 # --- slice upload --------------------------------------------------------------------------
@@ -424,20 +425,20 @@ def test_slice_upload_init_data_finish():
         upload_slice_init=ok({"session": "s1", "slice_size": HALF_MIB}),
         upload_slice_data=ok(), upload_slice_finish=ok(), stat=finished_stat,
     )
-    store, adapter = make_store(cos)
+    store, pools = make_store(cos)
 
     session = store.begin_upload("d/big", size=SIZE, part_size=400_000)
     parts = [session.put_part(n, chunk) for n, chunk in enumerate(CHUNKS, 1)]
     info = session.complete(parts)
 
-    assert ops(adapter) == ["upload_slice_init"] + ["upload_slice_data"] * 3 + ["upload_slice_finish", "stat"]
-    init = form_of(adapter.requests[0])
+    assert ops(pools) == ["upload_slice_init"] + ["upload_slice_data"] * 3 + ["upload_slice_finish", "stat"]
+    init = form_of(pools.requests[0])
     assert (init["filesize"], init["slice_size"], init["insertOnly"]) == (str(SIZE).encode(), b"524288", b"0")
-    offsets = [form_of(seen)["offset"] for seen in adapter.requests[1:4]]
+    offsets = [form_of(seen)["offset"] for seen in pools.requests[1:4]]
     assert offsets == [b"0", b"524288", b"1048576"]
-    assert all(form_of(seen)["session"] == b"s1" for seen in adapter.requests[1:5])
-    assert form_of(adapter.requests[1])["filecontent"] == CHUNKS[0]
-    assert form_of(adapter.requests[4])["filesize"] == str(SIZE).encode()
+    assert all(form_of(seen)["session"] == b"s1" for seen in pools.requests[1:5])
+    assert form_of(pools.requests[1])["filecontent"] == CHUNKS[0]
+    assert form_of(pools.requests[4])["filesize"] == str(SIZE).encode()
     assert (session.part_size, info.size) == (HALF_MIB, SIZE)
 
 
@@ -448,7 +449,7 @@ def test_slice_upload_resumes_after_4019_and_sends_only_missing_parts():
         upload_slice_init=fail(-4019), upload_slice_list=listing,
         upload_slice_data=ok(), upload_slice_finish=ok(), stat=finished_stat,
     )
-    store, adapter = make_store(cos)
+    store, pools = make_store(cos)
 
     session = store.begin_upload("d/big", size=SIZE)
     stored = session.list_parts()
@@ -456,26 +457,26 @@ def test_slice_upload_resumes_after_4019_and_sends_only_missing_parts():
     session.complete(list(stored) + sent)
 
     assert session.upload_id == "old" and stored == [PartInfo(1, HALF_MIB)]
-    data = [seen for seen in adapter.requests if op_of(seen) == "upload_slice_data"]
+    data = [seen for seen in pools.requests if op_of(seen) == "upload_slice_data"]
     assert [form_of(seen)["offset"] for seen in data] == [b"524288", b"1048576"]
-    assert form_of(adapter.requests[-2])["session"] == b"old"
+    assert form_of(pools.requests[-2])["session"] == b"old"
 
 
 def test_slice_finish_repeated_after_a_lost_answer_is_success_when_the_file_is_there():
-    lost = requests.ConnectionError("Connection aborted.")
+    lost = ProtocolError("Connection aborted.", ConnectionResetError(104, "reset"))
     cos = ScriptedCos(upload_slice_init=ok({"session": "s1", "slice_size": HALF_MIB}), upload_slice_data=ok(),
                       upload_slice_finish=[lost, fail(-290)], stat=finished_stat)
-    store, adapter = make_store(cos)
+    store, pools = make_store(cos)
     session = store.begin_upload("d/big", size=SIZE)
 
     info = session.complete([session.put_part(n, chunk) for n, chunk in enumerate(CHUNKS, 1)])
 
     assert info.size == SIZE
-    assert ops(adapter)[-4:] == ["upload_slice_finish", "upload_slice_finish", "stat", "stat"]
+    assert ops(pools)[-4:] == ["upload_slice_finish", "upload_slice_finish", "stat", "stat"]
 
 
 def test_slice_finish_repeated_is_an_error_when_the_file_is_not_the_upload():
-    lost = requests.ConnectionError("Connection aborted.")
+    lost = ProtocolError("Connection aborted.", ConnectionResetError(104, "reset"))
     cos = ScriptedCos(upload_slice_init=ok({"session": "s1", "slice_size": HALF_MIB}), upload_slice_data=ok(),
                       upload_slice_finish=[lost, fail(-290)], stat=ok(file_entry("big", SIZE - 1)))
     store, _ = make_store(cos)
@@ -498,7 +499,7 @@ def test_unfinished_upload_of_another_size_is_an_error():
 
 
 def test_slice_session_refuses_wrong_part_size_and_part_copy_and_aborts_silently():
-    store, adapter = make_store(ScriptedCos(upload_slice_init=ok({"session": "s1", "slice_size": HALF_MIB})))
+    store, pools = make_store(ScriptedCos(upload_slice_init=ok({"session": "s1", "slice_size": HALF_MIB})))
     session = store.begin_upload("d/big", size=SIZE)
 
     with pytest.raises(CosError) as wrong_size:
@@ -508,7 +509,7 @@ def test_slice_session_refuses_wrong_part_size_and_part_copy_and_aborts_silently
     session.abort()
 
     assert wrong_size.value.errno == errno.EINVAL and copy.value.errno == errno.ENOTSUP
-    assert ops(adapter) == ["upload_slice_init"]
+    assert ops(pools) == ["upload_slice_init"]
 
 
 def test_begin_upload_needs_the_size():
@@ -531,11 +532,11 @@ def test_find_upload():
 
 
 def test_read_range_sends_range_and_download_signature():
-    store, adapter = make_store(ScriptedCos(download=FakeResponse(206, b"0123456789")))
+    store, pools = make_store(ScriptedCos(download=FakeResponse(206, b"0123456789")))
 
     assert store.read_range("dir/a b.txt", 10, 10) == b"0123456789"
 
-    seen = adapter.requests[0]
+    seen = pools.requests[0]
     assert seen.path == "/examplebucket-1250000000/dir/a b.txt"
     assert seen.headers["Range"] == "bytes=10-19"
     fields = jsonsign.decode(seen.query["sign"]).fields
@@ -548,11 +549,11 @@ def test_read_range_cut_short_resumes_on_the_download_host_and_returns_exactly_t
         FakeResponse(206, data[:3000], {"Content-Range": f"bytes 0-2999/{len(data)}", "ETag": '"e"'}, cut_after=7),
         FakeResponse(206, data[7:3000], {"Content-Range": f"bytes 7-2999/{len(data)}", "ETag": '"e"'}),
     ]
-    store, adapter = make_store(ScriptedCos(download=answers))
+    store, pools = make_store(ScriptedCos(download=answers))
 
     assert store.read_range("f", 0, 3000) == data[:3000]
-    assert [seen.headers["Range"] for seen in adapter.requests] == ["bytes=0-2999", "bytes=7-2999"]
-    assert adapter.requests[1].headers["If-Match"] == '"e"'
+    assert [seen.headers["Range"] for seen in pools.requests] == ["bytes=0-2999", "bytes=7-2999"]
+    assert pools.requests[1].headers["If-Match"] == '"e"'
 
 
 def test_read_range_past_the_end_and_full_answers():

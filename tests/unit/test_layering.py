@@ -213,7 +213,8 @@ ORDER = ("cosfs.wire", "cosfs.store", "cosfs.data", "cosfs.metadata", "cosfs.fil
          "cosfs.command")
 #: What talks to COS: above the store, nothing of it may be loaded, however indirectly.
 CLIENT_SIDE = ("cosfs.store.xml_store", "cosfs.store.json_store", "cosfs.store.xml_codec", "cosfs.store.json_codec",
-               "cosfs.store.endpoints", "cosfs.wire.transport", "cosfs.wire.signing", "requests", "urllib3")
+               "cosfs.store.endpoints", "cosfs.wire.transport", "cosfs.wire.http", "cosfs.wire.signing", "requests",
+               "urllib3")
 
 
 def _rank(module: str) -> int:

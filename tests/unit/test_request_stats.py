@@ -6,14 +6,14 @@ import errno
 import threading
 
 import pytest
-import requests
+from urllib3.exceptions import ProtocolError
 
 from cosfs.wire.errors import CosError
 from cosfs.wire.request_stats import OperationCounts, RequestStats
 from cosfs.wire.retry import RetryPolicy
 from cosfs.wire.transport import Transport
 from tests.support.clock import FakeClock
-from tests.support.fake_http import FakeResponse, mount_fake, plain_request
+from tests.support.fake_http import FakePools, FakeResponse, plain_request
 from tests.support.fake_http import check_status as check
 
 
@@ -97,8 +97,8 @@ def test_counts_are_exact_under_concurrent_requests():
 
 def observed_transport(answers):
     stats = RequestStats()
-    transport = Transport(retry=RetryPolicy(retries=3, sleep=lambda seconds: None), observer=stats)
-    mount_fake(transport.session, lambda seen: answers.pop(0))
+    transport = Transport(retry=RetryPolicy(retries=3, sleep=lambda seconds: None), observer=stats,
+                          pools=FakePools(lambda seen: answers.pop(0)))
     return transport, stats
 
 
@@ -123,7 +123,7 @@ def test_transport_reports_a_final_failure_with_all_attempts_and_the_request_id(
 
 
 def test_transport_reports_a_failure_that_is_not_repeated():
-    transport, stats = observed_transport([requests.ConnectionError("reset")])
+    transport, stats = observed_transport([ProtocolError("Connection aborted.", ConnectionResetError(104, "reset"))])
 
     with pytest.raises(CosError) as raised:
         transport.send(plain_request(method="PUT", idempotent=False, operation="move"), lambda req: {}, check)
