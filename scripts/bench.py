@@ -3,6 +3,7 @@
 
     python scripts/bench.py [--size-mib 256] [--files 1000] [--api xml] [--tools cosfs,s3fs,rclone]
     python scripts/bench.py --heads 2000 [--threads 8]
+    python scripts/bench.py --listing 1000,10000 [--latency-ms 0,10] [--tools cosfs,s3fs,rclone] [--json FILE]
 
 Everything runs in one go on one machine, so compare the ratios, not the absolute numbers
 (these machines are shared and noisy). The raw limit is boto3 talking to the same server:
@@ -17,6 +18,15 @@ metadata are put with boto3, then ``stat`` is called on each of them from ``--th
 through the real store stack (``build_store``), on both APIs. It reports stats per second and
 the CPU time of this process per stat (the emulator runs in its own process), so a change to
 signing, request building or answer parsing shows up in the CPU column even on a noisy machine.
+
+``--listing N,N`` times what an object-store mount is judged on: ``ls -l``, ``find -type f`` and
+``du -s`` of a directory of N one-byte files (put once through boto3 with the mode/uid/gid/mtime
+metadata s3fs and cosfs write, then reused for every latency and tool; ``--root DIR`` keeps them for
+the next run). Each command runs cold (fresh mount, empty cache directory), warm (the same mount right
+after) and remounted (unmounted and mounted again on the same cache directory, where cosfs keeps its
+attribute database; s3fs and rclone keep no metadata on disk). One markdown table per ``--latency-ms``
+(set on the emulator between runs): seconds per tool, cosfs's speed against s3fs with the target of
+issue 10, and LIST / HEAD / other requests counted by the emulator; ``--json FILE`` keeps the runs.
 """
 
 from __future__ import annotations
@@ -25,6 +35,7 @@ import argparse
 import concurrent.futures
 import json
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -55,11 +66,18 @@ class Emulator:
         self.url = line.split()[-1]
 
     def stats(self) -> Dict[str, int]:
-        with urllib.request.urlopen(f"{self.url}/-/admin/stats") as answer:
+        with urllib.request.urlopen(f"{self.url}/-/admin/stats", timeout=10) as answer:
             return json.loads(answer.read())["requests"]
 
     def reset(self) -> None:
-        urllib.request.urlopen(urllib.request.Request(f"{self.url}/-/admin/stats/reset", method="POST")).read()
+        urllib.request.urlopen(urllib.request.Request(f"{self.url}/-/admin/stats/reset", method="POST"),
+                               timeout=10).read()
+
+    def set_latency(self, milliseconds: int) -> None:
+        """Every request answered ``milliseconds`` later (the emulator's ``latency_ms`` fault)."""
+        body = json.dumps({"latency_ms": milliseconds}).encode()
+        request = urllib.request.Request(f"{self.url}/-/admin/faults", data=body, method="POST")
+        urllib.request.urlopen(request, timeout=10).read()
 
     def stop(self) -> None:
         self.process.terminate()
@@ -104,33 +122,36 @@ def raw_limit(emulator: Emulator, size: int, files: int) -> Dict[str, float]:
 # --- a mounted tool --------------------------------------------------------------------------
 
 
-def mount_cosfs(emulator: Emulator, mountpoint: Path, work: Path, api: str) -> subprocess.Popen:
+def mount_cosfs(emulator: Emulator, mountpoint: Path, work: Path, api: str, cache: Path) -> subprocess.Popen:
     passwd = work / "passwd"
     passwd.write_text(f"{SECRET_ID}:{SECRET_KEY}\n")
     passwd.chmod(0o600)
     return subprocess.Popen(
         [sys.executable, "-m", "cosfs", BUCKET, str(mountpoint), "-f", "-o",
-         f"api={api},endpoint={emulator.url},passwd_file={passwd},cache_dir={work / 'cache'},ensure_diskfree=0"],
+         f"api={api},endpoint={emulator.url},passwd_file={passwd},cache_dir={cache},ensure_diskfree=0"],
         stdout=subprocess.DEVNULL, stderr=open(work / "cosfs.log", "ab"), env=env())
 
 
-def mount_s3fs(emulator: Emulator, mountpoint: Path, work: Path, api: str) -> subprocess.Popen:
+def mount_s3fs(emulator: Emulator, mountpoint: Path, work: Path, api: str, cache: Path) -> subprocess.Popen:
+    """s3fs keeps no metadata on disk (``cache`` is unused); its stat cache holds 200,000 entries instead of
+    100,000 so that a warm listing of 100,000 files is answered from it, as cosfs's is."""
     passwd = work / "passwd-s3fs"
     passwd.write_text(f"{SECRET_ID}:{SECRET_KEY}\n")
     passwd.chmod(0o600)
     return subprocess.Popen(
         ["s3fs", BUCKET, str(mountpoint), "-f", "-o",
-         f"url={emulator.url},use_path_request_style,passwd_file={passwd},endpoint=ap-guangzhou,sigv4"],
+         f"url={emulator.url},use_path_request_style,passwd_file={passwd},endpoint=ap-guangzhou,sigv4,"
+         "max_stat_cache_size=200000"],
         stdout=subprocess.DEVNULL, stderr=open(work / "s3fs.log", "ab"))
 
 
-def mount_rclone(emulator: Emulator, mountpoint: Path, work: Path, api: str) -> subprocess.Popen:
+def mount_rclone(emulator: Emulator, mountpoint: Path, work: Path, api: str, cache: Path) -> subprocess.Popen:
     config = {"RCLONE_CONFIG_COS_TYPE": "s3", "RCLONE_CONFIG_COS_PROVIDER": "Other",
               "RCLONE_CONFIG_COS_ENDPOINT": emulator.url, "RCLONE_CONFIG_COS_ACCESS_KEY_ID": SECRET_ID,
               "RCLONE_CONFIG_COS_SECRET_ACCESS_KEY": SECRET_KEY, "RCLONE_CONFIG_COS_FORCE_PATH_STYLE": "true"}
     return subprocess.Popen(
         ["rclone", "mount", f"cos:{BUCKET}", str(mountpoint), "--vfs-cache-mode", "writes",
-         "--cache-dir", str(work / "rclone-cache")],
+         "--cache-dir", str(cache)],
         stdout=subprocess.DEVNULL, stderr=open(work / "rclone.log", "ab"),
         env={**{k: v for k, v in os.environ.items() if k != "AWS_CA_BUNDLE"}, **config})  # rclone 1.60 rejects it
 
@@ -156,13 +177,13 @@ def unmount(path: Path, process: subprocess.Popen) -> None:
         process.kill()
 
 
-def client(emulator: Emulator):
+def client(emulator: Emulator, connections: int = 16):
     import boto3
     from botocore.config import Config
 
     return boto3.client("s3", endpoint_url=emulator.url, region_name="ap-guangzhou", aws_access_key_id=SECRET_ID,
                         aws_secret_access_key=SECRET_KEY,
-                        config=Config(s3={"addressing_style": "path"}, max_pool_connections=16))
+                        config=Config(s3={"addressing_style": "path"}, max_pool_connections=connections))
 
 
 def wait_stored(emulator: Emulator, prefix: str, count: int, min_size: int = 0, timeout: float = 600) -> None:
@@ -183,7 +204,8 @@ def through_mount(tool: str, emulator: Emulator, work: Path, size: int, files: i
     mountpoint = work / f"mnt-{tool}"
     mountpoint.mkdir(exist_ok=True)
     mounter = MOUNTERS[tool]
-    process = mounter(emulator, mountpoint, work, api)
+    cache = work / f"{tool}-cache"
+    process = mounter(emulator, mountpoint, work, api, cache)
     wait_mounted(mountpoint, process)
     data = os.urandom(size)
     results = {}
@@ -207,7 +229,7 @@ def through_mount(tool: str, emulator: Emulator, work: Path, size: int, files: i
             lambda: (list(pool.map(write_small, range(files))), wait_stored(emulator, f"{small_dir}/", files)))
     unmount(mountpoint, process)
 
-    process = mounter(emulator, mountpoint, work, api)
+    process = mounter(emulator, mountpoint, work, api, cache)
     wait_mounted(mountpoint, process)
     emulator.reset()
     results["ls -l cold s"] = timed(lambda: subprocess.run(["ls", "-l", str(mountpoint / small_dir)],
@@ -226,6 +248,200 @@ def through_mount(tool: str, emulator: Emulator, work: Path, size: int, files: i
     results["read MB/s"] = size / MiB / timed(read_big)
     unmount(mountpoint, process)
     return results
+
+
+# --- listings --------------------------------------------------------------------------------
+
+#: The commands timed on a directory of N files: ``ls -l`` and ``du -s`` stat every entry; ``find -type f``
+#: may be answered from the directory entries' types alone.
+LISTING_SCENARIOS = ("ls -l", "find -type f", "du -s")
+#: cold: fresh mount and empty cache directory; warm: the same mount right after; remounted: unmounted and
+#: mounted again on the same cache directory (only cosfs keeps attributes there).
+LISTING_STATES = ("cold", "warm", "remounted")
+#: What each state must reach, as s3fs's seconds over cosfs's (issue 10).
+LISTING_TARGETS = {"cold": 0.9, "warm": 1.0, "remounted": 10.0}
+LIST_OPERATIONS = {"xml.ListObjects", "xml.ListObjectsV2", "json.list"}
+HEAD_OPERATIONS = {"xml.HeadObject", "json.stat"}
+#: What s3fs and cosfs write for a file's attributes (``x-cos-meta-*``, ``x-amz-meta-*`` through boto3).
+FILE_META = {"mode": str(0o100644), "uid": "0", "gid": "0", "mtime": "1600000000"}
+DIRECTORY_META = {"mode": str(0o040755), "uid": "0", "gid": "0", "mtime": "1600000000"}
+
+
+def parse_counts(text: str) -> List[int]:
+    """``"1000,10000"`` -> ``[1000, 10000]``: positive whole numbers, each once, in the order given."""
+    counts: List[int] = []
+    for part in text.split(","):
+        part = part.strip().replace("_", "")
+        if not part.isdigit() or int(part) <= 0:
+            raise argparse.ArgumentTypeError(f"{text!r}: give positive whole numbers separated by commas, "
+                                             "e.g. 1000,10000")
+        if int(part) not in counts:
+            counts.append(int(part))
+    return counts
+
+
+def parse_latencies(text: str) -> List[int]:
+    """``"0,10"`` -> ``[0, 10]``: milliseconds the emulator adds to every request, zero allowed."""
+    latencies: List[int] = []
+    for part in text.split(","):
+        part = part.strip()
+        if not part.isdigit():
+            raise argparse.ArgumentTypeError(f"{text!r}: give whole milliseconds separated by commas, e.g. 0,10")
+        if int(part) not in latencies:
+            latencies.append(int(part))
+    return latencies
+
+
+def request_split(counts: Dict[str, int]) -> Dict[str, int]:
+    """The emulator's per-operation counters as LIST, HEAD and everything else."""
+    split = {"list": 0, "head": 0, "other": 0}
+    for operation, count in counts.items():
+        kind = "list" if operation in LIST_OPERATIONS else "head" if operation in HEAD_OPERATIONS else "other"
+        split[kind] += count
+    return split
+
+
+def listing_directory(files: int) -> str:
+    return f"list-{files}"
+
+
+def fill_listing(emulator: Emulator, files: int, threads: int) -> Optional[float]:
+    """Put ``files`` one-byte objects with attribute metadata under ``list-N/`` (and its directory object)
+    through boto3; seconds it took, None when the emulator's root already holds them (``--root``)."""
+    s3 = client(emulator, threads)
+    prefix = listing_directory(files) + "/"
+    pages = s3.get_paginator("list_objects").paginate(Bucket=BUCKET, Prefix=prefix)
+    if sum(len(page.get("Contents", [])) for page in pages) == files + 1:
+        return None
+    keys = [f"{prefix}f{index:06d}" for index in range(files)]
+    started = time.perf_counter()
+    s3.put_object(Bucket=BUCKET, Key=prefix, Body=b"", Metadata=DIRECTORY_META)
+    with concurrent.futures.ThreadPoolExecutor(threads) as pool:
+        list(pool.map(lambda key: s3.put_object(Bucket=BUCKET, Key=key, Body=b"x", Metadata=FILE_META), keys))
+    return time.perf_counter() - started
+
+
+def fill_cell(seconds: Optional[float]) -> str:
+    return "already in --root" if seconds is None else f"{seconds:.1f} s"
+
+
+def run_scenario(scenario: str, directory: Path) -> Optional[int]:
+    """Run one listing command on ``directory``; the number of files it showed (None for ``du``)."""
+    if scenario == "ls -l":
+        shown = subprocess.run(["ls", "-l", str(directory)], stdout=subprocess.PIPE, check=True).stdout
+        return shown.count(b"\n") - 1  # the "total" line
+    if scenario == "find -type f":
+        shown = subprocess.run(["find", str(directory), "-type", "f"], stdout=subprocess.PIPE, check=True).stdout
+        return shown.count(b"\n")
+    subprocess.run(["du", "-s", str(directory)], stdout=subprocess.DEVNULL, check=True)
+    return None
+
+
+def listing_for_tool(tool: str, emulator: Emulator, work: Path, api: str, files: int,
+                     latency_ms: int) -> List[Dict[str, object]]:
+    """Each scenario cold, warm and remounted through ``tool``: seconds, requests by kind, files shown."""
+    mountpoint = work / f"mnt-{tool}"
+    mountpoint.mkdir(exist_ok=True)
+    mounter = MOUNTERS[tool]
+    runs: List[Dict[str, object]] = []
+    for scenario in LISTING_SCENARIOS:
+        cache = work / f"{tool}-listing-cache"
+        shutil.rmtree(cache, ignore_errors=True)
+        cache.mkdir()
+        for state in LISTING_STATES:
+            if state != "warm":
+                process = mounter(emulator, mountpoint, work, api, cache)
+            try:
+                if state != "warm":
+                    wait_mounted(mountpoint, process)
+                emulator.reset()
+                started = time.perf_counter()
+                shown = run_scenario(scenario, mountpoint / listing_directory(files))
+                seconds = time.perf_counter() - started
+                requests = request_split(emulator.stats())
+            except BaseException:
+                unmount(mountpoint, process)
+                raise
+            if state != "cold":
+                unmount(mountpoint, process)
+            runs.append({"latency_ms": latency_ms, "files": files, "scenario": scenario, "state": state,
+                         "tool": tool, "seconds": round(seconds, 3), "requests": requests, "shown": shown})
+            print(f"  {latency_ms} ms, N={files:,}, {tool}, {scenario}, {state}: {seconds:.2f} s, "
+                  f"LIST/HEAD/other {requests_cell(requests)}", file=sys.stderr)
+        shutil.rmtree(cache, ignore_errors=True)
+    return runs
+
+
+def requests_cell(requests: Dict[str, int]) -> str:
+    return f"{requests['list']:,} / {requests['head']:,} / {requests['other']:,}"
+
+
+def listing_table(runs: List[Dict[str, object]], latency_ms: int) -> str:
+    """One markdown table of the runs at ``latency_ms``: a row per scenario, N and state, a column of seconds
+    per tool, cosfs's speed against s3fs's (s3fs seconds / cosfs seconds: above 1, cosfs is faster) with
+    its target, and the requests cosfs and s3fs sent (LIST / HEAD / other)."""
+    runs = [run for run in runs if run["latency_ms"] == latency_ms]
+    tools = list(dict.fromkeys(str(run["tool"]) for run in runs))
+    cells = {(run["scenario"], run["files"], run["state"], run["tool"]): run for run in runs}
+    compared = "cosfs" in tools and "s3fs" in tools
+    counted = [tool for tool in ("cosfs", "s3fs") if tool in tools]
+    header = ["scenario", "N", "state"] + [f"{tool} s" for tool in tools]
+    header += ["cosfs speed vs s3fs (target)"] if compared else []
+    header += [f"{tool} requests LIST / HEAD / other" for tool in counted]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for scenario in LISTING_SCENARIOS:
+        for files in dict.fromkeys(run["files"] for run in runs):
+            for state in LISTING_STATES:
+                row = [cells.get((scenario, files, state, tool)) for tool in tools]
+                if not any(row):
+                    continue
+                line = [f"`{scenario}`", f"{files:,}", state]
+                line += ["—" if run is None else f"{seconds_cell(float(run['seconds']))}{incomplete(run)}"
+                         for run in row]
+                if compared:
+                    line.append(speed_cell(cells.get((scenario, files, state, "cosfs")),
+                                           cells.get((scenario, files, state, "s3fs")), LISTING_TARGETS[state]))
+                for tool in counted:
+                    run = cells.get((scenario, files, state, tool))
+                    line.append("—" if run is None else requests_cell(run["requests"]))
+                lines.append("| " + " | ".join(line) + " |")
+    return "\n".join(lines)
+
+
+def seconds_cell(seconds: float) -> str:
+    """Three decimals below a tenth of a second, where a warm run's milliseconds still differ; two above."""
+    return f"{seconds:.3f}" if seconds < 0.1 else f"{seconds:,.2f}"
+
+
+def incomplete(run: Dict[str, object]) -> str:
+    """A mark on a run that showed another number of files than there are."""
+    shown = run.get("shown")
+    return "" if shown is None or shown == run["files"] else f" (showed {shown:,})"
+
+
+def speed_cell(cosfs: Optional[Dict[str, object]], s3fs: Optional[Dict[str, object]], target: float) -> str:
+    if cosfs is None or s3fs is None:
+        return "—"
+    speed = float(s3fs["seconds"]) / max(float(cosfs["seconds"]), 0.001)
+    return f"{speed:.2f}× (≥ {target:g}× {'met' if speed >= target else 'MISSED'})"
+
+
+def listings(emulator: Emulator, work: Path, args: argparse.Namespace, tools: List[str]) -> Dict[str, object]:
+    """Fill once, then every latency × N × tool; the runs and the fill times, as ``--json`` writes them."""
+    fill_seconds = {}
+    emulator.set_latency(0)
+    for files in args.listing:
+        seconds = fill_listing(emulator, files, args.fill_threads)
+        fill_seconds[files] = None if seconds is None else round(seconds, 1)
+        print(f"fill {files:,} files: {fill_cell(seconds)}", file=sys.stderr)
+    runs: List[Dict[str, object]] = []
+    for latency_ms in args.latency_ms:
+        emulator.set_latency(latency_ms)
+        for files in args.listing:
+            for tool in tools:
+                runs.extend(listing_for_tool(tool, emulator, work, args.api, files, latency_ms))
+    emulator.set_latency(0)
+    return {"fill_seconds": fill_seconds, "runs": runs}
 
 
 # --- the cost of one small request ----------------------------------------------------------
@@ -288,6 +504,19 @@ def table(rows: Dict[str, Dict[str, float]], baseline: Dict[str, float]) -> str:
     return "\n".join(lines)
 
 
+def installed(tools: str) -> List[str]:
+    """The tools of ``--tools`` that can run here; the others are named on stderr."""
+    found = []
+    for tool in tools.split(","):
+        if tool not in MOUNTERS:
+            raise SystemExit(f"bench: unknown tool {tool!r} in --tools; choose among {', '.join(MOUNTERS)}")
+        if tool != "cosfs" and shutil.which(tool) is None:
+            print(f"{tool}: not installed, skipped", file=sys.stderr)
+            continue
+        found.append(tool)
+    return found
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--size-mib", type=int, default=256, help="size of the large file")
@@ -298,10 +527,33 @@ def main(argv: Optional[List[str]] = None) -> int:
                         help="instead: stat N small objects through the store and report CPU per stat")
     parser.add_argument("--threads", type=int, default=8, help="threads calling stat (with --heads)")
     parser.add_argument("--rounds", type=int, default=3, help="runs per API, the least CPU kept (with --heads)")
+    parser.add_argument("--listing", type=parse_counts, default=[], metavar="N,N",
+                        help="instead: time ls -l, find and du on directories of N files, cold, warm and remounted")
+    parser.add_argument("--latency-ms", type=parse_latencies, default=[0], metavar="MS,MS",
+                        help="latencies the emulator adds to every request, one table each (with --listing)")
+    parser.add_argument("--fill-threads", type=int, default=16, help="boto3 threads putting the files (with --listing)")
+    parser.add_argument("--root", type=Path, metavar="DIR",
+                        help="the emulator's root, kept afterwards: a later --listing run reuses its files")
+    parser.add_argument("--json", type=Path, metavar="FILE", help="also write the results there (with --listing)")
     args = parser.parse_args(argv)
+    command = "$ python scripts/bench.py " + shlex.join(sys.argv[1:] if argv is None else argv)
     work = Path(tempfile.mkdtemp(prefix="cosfs-bench-"))
-    emulator = Emulator(work / "root")
+    emulator = Emulator(args.root or work / "root")
     try:
+        if args.listing:
+            tools = installed(args.tools)
+            results = {"command": command, "cpus": os.cpu_count(), **listings(emulator, work, args, tools)}
+            print(command)
+            fills = ", ".join(f"{files:,} files {fill_cell(seconds)}"
+                              for files, seconds in results["fill_seconds"].items())
+            print(f"{os.cpu_count()} CPUs; emulator on loopback; fill through boto3 with {args.fill_threads} threads: "
+                  + fills)
+            for latency_ms in args.latency_ms:
+                print(f"\n{latency_ms} ms added to every request; requests are LIST / HEAD / other\n")
+                print(listing_table(results["runs"], latency_ms))
+            if args.json:
+                args.json.write_text(json.dumps(results, indent=1) + "\n")
+            return 0
         if args.heads:
             results = heads(emulator, work, args.heads, args.threads, args.rounds)
             print(f"$ python scripts/bench.py --heads {args.heads} --threads {args.threads} --rounds {args.rounds}")
@@ -311,10 +563,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         size = args.size_mib * MiB
         baseline = raw_limit(emulator, size, args.files)
         rows = {}
-        for tool in args.tools.split(","):
-            if tool != "cosfs" and shutil.which(tool) is None:
-                print(f"{tool}: not installed, skipped", file=sys.stderr)
-                continue
+        for tool in installed(args.tools):
             rows[tool if tool != "cosfs" else f"cosfs (api={args.api})"] = through_mount(
                 tool, emulator, work, size, args.files, args.api)
         print(f"$ python scripts/bench.py --size-mib {args.size_mib} --files {args.files} --api {args.api}")
