@@ -280,14 +280,14 @@ def test_list_invalidate_tree_of_root_and_clear(lists):
 
 
 def test_list_cache_maxsize(clock):
-    cache = ListCache(ttl=10, maxsize=1, clock=clock)
+    cache = ListCache(ttl=10, max_entries=1, clock=clock)
     cache.put("/a", Listing())
     cache.put("/b", Listing())
     assert cache.get("/a") is None and cache.get("/b") == Listing()
 
 
 def test_list_cache_concurrent_use(clock):
-    cache = ListCache(ttl=10, maxsize=20, clock=clock)
+    cache = ListCache(ttl=10, max_entries=20, clock=clock)
     errors = []
 
     def work(worker: int) -> None:
