@@ -141,8 +141,9 @@ class Listing:
     ``"symlink"``). Names are already filtered with ``cosfs.metadata.paths.visible_name``.
 
     Compact, because a directory may hold 100,000 entries and is cached whole: one sorted
-    tuple of names and one byte of kind per name (about 70 bytes per entry, the name's
-    string included, against about 160 in a dict). ``kind`` finds a name by bisection.
+    tuple of names and one byte of kind per name: 65 bytes an entry with a 7-character name,
+    its string included (tracemalloc, 100,000 names), against 94 in the dict it replaced,
+    which listing also copied once (a peak of 133). ``kind`` finds a name by bisection.
     Immutable: an edit makes a new listing. ``entries`` is a read-only mapping view.
 
     Deliberately has no ``__len__``: an empty directory's listing is still a truthy hit.
