@@ -60,12 +60,12 @@ def build_filesystem(store: Store, options: Options, prefix: str, bucket: str,
     io_pool = ThreadPoolExecutor(max_workers=io_threads(options), thread_name_prefix="cosfs-io")
     heads = ThreadPoolExecutor(max_workers=options.parallel_heads, thread_name_prefix="cosfs-head")
     stats = StatCache(options.stat_cache_ttl, options.negative_cache_ttl, options.max_stat_cache_size, ttl_clock)
-    listings = ListCache(options.list_cache_ttl, clock=ttl_clock)
+    listings = ListCache(options.list_cache_ttl, options.max_list_cache_entries, ttl_clock)
     staging = StagingArea(staging_root(options, bucket), options.ensure_diskfree * MiB, bucket)
     persistent = (AttrStore(attr_store_path(options, bucket, prefix), options.max_attr_cache_entries)
                   if options.attr_cache else None)
     lookup = Lookup(store, PathMapper(prefix), stats, listings, defaults, heads, clock,
-                    mount_time_ns=int(clock() * 1e9), persistent=persistent)
+                    mount_time_ns=int(clock() * 1e9), persistent=persistent, trust_list=options.trust_list)
     files = OpenFiles(store, lookup, staging, Uploader(store, upload_policy(options), io_pool, uploads), clock)
     return CosFilesystem(store, lookup, files, defaults, clock, io_pool, read_only=options.ro)
 

@@ -111,6 +111,11 @@ class Options:
     list_cache_ttl: float = _option(30.0, _number(float, 0, 86400), "seconds directory listings are cached (0: off)")
     negative_cache_ttl: float = _option(5.0, _number(float, 0, 86400), "seconds a missing path is remembered (0: off)")
     max_stat_cache_size: int = _option(100_000, _number(int, 0, 10**8), "attribute cache entries (0: off)")
+    max_list_cache_entries: int = _option(
+        200_000, _number(int, 0, 10**9),
+        "directory entries the listing cache holds in all (a larger directory is listed each time; 0: off)")
+    trust_list: bool = _option(
+        False, _bool, "file attributes from list pages only, no HEAD (metadata of cosfs/s3fs not seen)")
     attr_cache: bool = _option(
         True, _bool, "keep file attributes across mounts (in cache_dir), reused while a listing shows them current")
     max_attr_cache_entries: int = _option(

@@ -20,6 +20,11 @@ Cost model (what a request costs is what this module is for):
 - a tool looking names up one by one in a directory it never listed (rsync's receiver):
   when the attribute cache holds up to ``LIST_ON_WALK_MAX`` entries there, the second miss
   lists the directory, which proves them unchanged and answers new names without a HEAD.
+- with ``trust_list``, a listed file's attributes are those of its list entry (size,
+  Last-Modified as mtime, mode and owner from the defaults): ``ls -l`` costs the list pages
+  alone. A path not in a cached listing (a lookup before any listing, or after its TTL)
+  still costs the HEADs above, and then shows its metadata as usual.
+
 - after a remount, a file the persistent attribute cache (``cosfs.metadata.attr_store``)
   holds with the validators its list page shows (ETag, size, Last-Modified to the second)
   costs no HEAD: ``listdir`` puts those attributes in the stat cache. Every HEAD of a file
@@ -43,7 +48,7 @@ import errno
 import threading
 from collections import OrderedDict
 from concurrent.futures import Executor
-from typing import Callable, Dict, List, Optional, Tuple
+from typing import Callable, List, Optional, Tuple
 
 from cosfs.filesystem.prefetch import AttributeFetches
 from cosfs.metadata import paths
@@ -79,6 +84,7 @@ class Lookup:
         clock: Callable[[], float],
         mount_time_ns: int,
         persistent: Optional[AttrStore] = None,
+        trust_list: bool = False,
     ) -> None:
         self.store = store
         self.mapper = mapper
@@ -91,6 +97,8 @@ class Lookup:
         self.persistent = persistent
         self._misses_lock = threading.Lock()
         self._unlisted_misses: "OrderedDict[str, int]" = OrderedDict()  # guarded by _misses_lock
+        #: ``-o trust_list``: file attributes come from the list pages alone, never from a HEAD.
+        self.trust_list = trust_list
         #: ``heads`` is the metadata request pool (``parallel_heads``), apart from the uploads'.
         self.fetches = AttributeFetches(self.fetch, stats, heads)
 
@@ -187,43 +195,60 @@ class Lookup:
     # --- directories --------------------------------------------------------------------
 
     def listdir(self, path: str) -> Listing:
-        """The complete listing of directory ``path`` (all pages), cached for the list TTL."""
+        """The complete listing of directory ``path`` (all pages), cached for the list TTL.
+
+        Streamed page by page: what a page carries (its ``ObjectInfo``s, the attributes
+        taken from them) is used and dropped before the next page is asked for; only the
+        names and kinds are kept, in a compact ``Listing``."""
         listing = self.listings.get(path)
         if listing is not None:
             return listing
         dir_key = self.mapper.dir_key(path)
-        entries: Dict[str, str] = {}
+        files: List[str] = []
+        dirs: List[str] = []
         marker = ""
         while True:
             page = self.store.list_page(dir_key, marker, self.store.limits.max_list_keys)
             for prefix in page.dirs:
                 name = prefix[len(dir_key):-1]
                 if paths.visible_name(name):
-                    entries.setdefault(name, "dir")
-            listed: List[Tuple[str, Validators]] = []
+                    dirs.append(name)
+            listed: List[Tuple[str, ObjectInfo]] = []
             for info in page.files:
                 name = info.key[len(dir_key):]
                 if paths.visible_name(name):
-                    entries[name] = "file"
-                    listed.append((paths.join(path, name), Validators.of(info)))
-            self._reuse_unchanged(listed)
+                    files.append(name)
+                    listed.append((paths.join(path, name), info))
+            self._attributes_from_page(listed)
             if page.next_marker is None:
                 break
             marker = page.next_marker
-        listing = Listing(entries)
+        del page, listed  # the last page goes before the listing is built: one page at a time
+        listing = Listing.of_files_and_dirs(files, dirs)
+        del files, dirs  # the listing holds the names now; the lists would double them until return
         self.listings.put(path, listing)
         self.fetches.listed(path)
         if self.persistent is not None:
             self.persistent.flush()
         return listing
 
-    def _reuse_unchanged(self, listed: List[Tuple[str, Validators]]) -> None:
-        """Put in the stat cache the stored attributes of the files of one list page that
-        have not changed since their HEAD (same validators), so the walk after it sends none.
-        A path the stat cache already knows keeps what this mount knows."""
-        if self.persistent is None or not self.stats.holds_attributes:
+    def _attributes_from_page(self, listed: List[Tuple[str, ObjectInfo]]) -> None:
+        """Put in the stat cache what one list page tells of its files' attributes, so the walk
+        after it sends no HEAD for them: with ``trust_list``, the attributes the page gives
+        (size, Last-Modified, defaults for the rest); else those the persistent attribute
+        cache holds for the files unchanged since their HEAD (same validators). A path the
+        stat cache already knows keeps what this mount knows."""
+        if not listed or not self.stats.holds_attributes:
             return
-        for child, attr in self.persistent.matching(listed).items():
+        if self.trust_list:
+            for child, info in listed:
+                if self.stats.get(child) is None:
+                    self.stats.put(child, attr_from_info(info, self.defaults, is_dir=False))
+            return
+        if self.persistent is None:
+            return
+        matching = self.persistent.matching([(child, Validators.of(info)) for child, info in listed])
+        for child, attr in matching.items():
             if self.stats.get(child) is None:
                 self.stats.put(child, attr)
 

@@ -280,14 +280,14 @@ def test_list_invalidate_tree_of_root_and_clear(lists):
 
 
 def test_list_cache_maxsize(clock):
-    cache = ListCache(ttl=10, maxsize=1, clock=clock)
+    cache = ListCache(ttl=10, max_entries=1, clock=clock)
     cache.put("/a", Listing())
     cache.put("/b", Listing())
     assert cache.get("/a") is None and cache.get("/b") == Listing()
 
 
 def test_list_cache_concurrent_use(clock):
-    cache = ListCache(ttl=10, maxsize=20, clock=clock)
+    cache = ListCache(ttl=10, max_entries=20, clock=clock)
     errors = []
 
     def work(worker: int) -> None:
@@ -303,3 +303,41 @@ def test_list_cache_concurrent_use(clock):
 
     run_in_threads(work)
     assert errors == [] and len(cache) <= 20
+
+
+# --- compact listings and the entry bound --------------------------------------------------
+
+
+def test_a_listing_from_list_pages_sorts_names_and_shows_a_file_over_a_same_named_directory():
+    listing = Listing.of_files_and_dirs(["a-b", "c", "x"], ["a", "x", "文"])
+    assert listing.names() == ("a", "a-b", "c", "x", "文")
+    assert [listing.kind(name) for name in listing.names()] == ["dir", "file", "file", "file", "dir"]
+    assert listing == Listing({"a": "dir", "a-b": "file", "c": "file", "x": "file", "文": "dir"})
+    assert dict(listing.entries.items()) == dict(listing.entries) and len(listing.entries) == 5
+
+
+def test_an_edited_listing_is_a_new_sorted_listing():
+    listing = Listing({"b": "file", "d": "dir"})
+    assert listing.with_entry("c", "symlink").names() == ("b", "c", "d")
+    assert listing.with_entry("b", "dir").kind("b") == "dir"
+    assert listing.with_entry("d", None) == Listing({"b": "file"})
+    assert listing.with_entry("zz", None) == listing and listing.names() == ("b", "d")
+
+
+def test_list_cache_is_bounded_by_entries_not_listings(clock):
+    cache = ListCache(ttl=10, max_entries=5, clock=clock)
+    cache.put("/three", Listing({name: "file" for name in "abc"}))
+    cache.put("/two", Listing({"a": "file", "b": "file"}))
+    assert cache.get("/three") is not None and cache.get("/two") is not None
+    cache.put("/one", Listing({"a": "file"}))  # 6 entries: the least recently used listing goes
+    assert cache.get("/three") is None and cache.get("/one") is not None
+
+
+def test_a_listing_larger_than_the_whole_bound_is_not_cached(clock):
+    cache = ListCache(ttl=10, max_entries=3, clock=clock)
+    cache.put("/d", Listing({"a": "file"}))
+    cache.put("/d", Listing({name: "file" for name in "abcd"}))  # the old listing of /d is stale: gone too
+    assert cache.get("/d") is None
+    cache.put("/e", Listing({name: "file" for name in "abc"}))
+    cache.edit("/e", "d", "file")  # grown past the bound by this mount: dropped, listed again next time
+    assert cache.get("/e") is None

@@ -523,3 +523,35 @@ def test_attr_cache_0_keeps_no_database(store, clock, tmp_path):
     off.getattr("/a")
     assert off.lookup.persistent is None
     assert not (tmp_path / "staging" / "bucket-1250000000" / "attrs").exists()
+
+
+@pytest.fixture
+def trusting(store, clock, tmp_path):
+    options = options_from_string(f"cache_dir={tmp_path / 'staging'},ensure_diskfree=0,trust_list=1")
+    return build_filesystem(store, options, "", "bucket-1250000000", clock=clock, ttl_clock=clock)
+
+
+def test_trust_list_takes_listed_files_attributes_from_the_list_page_without_a_head(trusting, store):
+    """SEMANTICS.md (``trust_list``): "a listed file's attributes are taken from its list entry
+    alone ... Size is the entry's size, mtime its Last-Modified, mode `0666` minus `umask`";
+    "uid, gid, mode and mtime that cosfs, COSFS or s3fs wrote in `x-cos-meta-*` are not seen"."""
+    store.put_raw("d/a", b"12345", {"mode": str(0o100600), "mtime": "1600000000"})
+    listed_mtime = store.list_page("d/").files[0].mtime_ns
+    trusting.readdir("/d")
+    store.calls.clear()
+
+    attr = trusting.getattr("/d/a")
+
+    assert (attr.size, attr.mtime_ns, stat.S_IMODE(attr.mode)) == (5, listed_mtime, 0o644)
+    assert not store.calls, store.calls
+
+
+def test_trust_list_still_heads_a_path_no_listing_holds(trusting, store):
+    """SEMANTICS.md: "A path looked up while no cached listing holds it ... is HEADed as without
+    `trust_list`, and then shows its metadata"."""
+    store.put_raw("d/a", b"12345", {"mode": str(0o100600)})
+    store.calls.clear()
+
+    attr = trusting.getattr("/d/a")
+
+    assert stat.S_IMODE(attr.mode) == 0o600 and store.calls["stat"] == 1 and not store.calls["list_page"]
