@@ -97,6 +97,9 @@ def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
                         help="limit each connection's body throughput to MBPS MB/s")
     parser.add_argument("--stall", action="store_true",
                         help="start stalled: read requests, answer none until the admin endpoint says stall false")
+    parser.add_argument("--no-fsync", action="store_true",
+                        help="do not fsync received data: it survives the emulator's process, not a crash of "
+                             "the machine (tests and benchmarks)")
     parser.add_argument("--seed", type=int, help="seed of the fault injection random source")
     parser.add_argument("--log-level", default="warning", choices=["debug", "info", "warning", "error"])
     args = parser.parse_args(argv)
@@ -147,7 +150,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         clock = lambda: time.time() + skew  # noqa: E731
     faults = FaultInjector(FaultSettings(args.fail_rate, args.reset_rate, args.latency_ms, args.bandwidth, args.seed,
                                          stall=args.stall))
-    storage = Storage(args.root, clock=clock)
+    storage = Storage(args.root, clock=clock, fsync=not args.no_fsync)
     auth = Authenticator(accepted, clock, no_auth=args.no_auth, public_read=args.public_read)
     app = EmulatorApp(Context(storage, auth, args.region, args.buckets, clock), faults)
     try:
