@@ -254,18 +254,24 @@ class CosOperations(binding.Operations):
         self.fs.utimens(path, modification_time(times))
         return 0
 
-    # extended attributes: not stored (COS metadata is too small and too slow for them)
+    # Extended attributes are not stored. ENOSYS tells the kernel once per mount; from then
+    # on it answers EOPNOTSUPP itself, so ``ls -l`` (two xattr lookups per entry, for ACLs
+    # and security labels) makes no call into cosfs for them.
+    @translated
     def getxattr(self, path, name, position=0):
-        raise binding.FuseOSError(errno.ENODATA)
+        raise binding.FuseOSError(errno.ENOSYS)
 
+    @translated
     def listxattr(self, path):
-        return []
+        raise binding.FuseOSError(errno.ENOSYS)
 
+    @translated
     def setxattr(self, path, name, value, options, position=0):
-        raise binding.FuseOSError(errno.ENOTSUP)
+        raise binding.FuseOSError(errno.ENOSYS)
 
+    @translated
     def removexattr(self, path, name):
-        raise binding.FuseOSError(errno.ENODATA)
+        raise binding.FuseOSError(errno.ENOSYS)
 
     # --- files --------------------------------------------------------------------------
 

@@ -23,12 +23,17 @@ from tests.support.mounted import child_env
 FILES = 500
 
 
-def kernel_getattrs(mounted) -> int:
-    """How many ``getattr`` (lookups included) the kernel sent the mount so far."""
+def kernel_calls(mounted) -> dict:
+    """How many calls of each operation the kernel sent the mount so far."""
     answer = subprocess.run([sys.executable, "-m", "cosfs", "status", "--json", str(mounted.path)],
                             capture_output=True, text=True, env=child_env(), timeout=60)
     assert answer.returncode == 0, answer.stderr
-    return json.loads(answer.stdout)["kernel_calls"].get("getattr", 0)
+    return json.loads(answer.stdout)["kernel_calls"]
+
+
+def kernel_getattrs(mounted) -> int:
+    """How many ``getattr`` (lookups included) the kernel sent the mount so far."""
+    return kernel_calls(mounted).get("getattr", 0)
 
 
 def test_remounted_ls_l_gets_every_entry_with_its_name_and_no_call_per_entry(remount, emulator, api, tmp_path):
@@ -72,3 +77,23 @@ def test_a_repeated_ls_l_within_the_ttl_makes_no_call_into_cosfs(cos, emulator):
     assert again == first and len(again) == 100
     assert kernel_getattrs(cos) - before <= 1
     assert sum(emulator.stats().values()) == 0  # the listing is cached too
+
+
+def test_xattr_calls_are_refused_with_enotsup_by_the_kernel_without_calling_cosfs(cos):
+    """SEMANTICS.md: "Extended attributes are not stored: every xattr call fails with
+    EOPNOTSUPP (ENOTSUP), answered by the kernel itself after the first"."""
+    import errno
+
+    target = cos.path / "plain.txt"
+    target.write_text("x")
+    for call in (lambda: os.getxattr(target, "user.a"), lambda: os.listxattr(target),
+                 lambda: os.setxattr(target, "user.a", b"v"), lambda: os.removexattr(target, "user.a")):
+        with pytest.raises(OSError) as refused:
+            call()
+        assert refused.value.errno == errno.ENOTSUP
+    before = kernel_calls(cos)
+    for _ in range(20):
+        with pytest.raises(OSError):
+            os.getxattr(target, "security.selinux")
+    after = kernel_calls(cos)
+    assert before.get("getxattr", 0) == 1 and after.get("getxattr", 0) == 1, (before, after)
