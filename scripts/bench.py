@@ -84,6 +84,13 @@ class Emulator:
         self.process.wait(30)
 
 
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time of process ``pid`` and its threads so far (``/proc/PID/stat``)."""
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def timed(action: Callable[[], object]) -> float:
     started = time.perf_counter()
     action()
@@ -355,9 +362,12 @@ def listing_for_tool(tool: str, emulator: Emulator, work: Path, api: str, files:
                 if state != "warm":
                     wait_mounted(mountpoint, process)
                 emulator.reset()
+                client_cpu, server_cpu = cpu_seconds(process.pid), cpu_seconds(emulator.process.pid)
                 started = time.perf_counter()
                 shown = run_scenario(scenario, mountpoint / listing_directory(files))
                 seconds = time.perf_counter() - started
+                client_cpu = cpu_seconds(process.pid) - client_cpu
+                server_cpu = cpu_seconds(emulator.process.pid) - server_cpu
                 requests = request_split(emulator.stats())
             except BaseException:
                 unmount(mountpoint, process)
@@ -365,9 +375,11 @@ def listing_for_tool(tool: str, emulator: Emulator, work: Path, api: str, files:
             if state != "cold":
                 unmount(mountpoint, process)
             runs.append({"latency_ms": latency_ms, "files": files, "scenario": scenario, "state": state,
-                         "tool": tool, "seconds": round(seconds, 3), "requests": requests, "shown": shown})
+                         "tool": tool, "seconds": round(seconds, 3), "requests": requests, "shown": shown,
+                         "client_cpu": round(client_cpu, 2), "server_cpu": round(server_cpu, 2)})
             print(f"  {latency_ms} ms, N={files:,}, {tool}, {scenario}, {state}: {seconds:.2f} s, "
-                  f"LIST/HEAD/other {requests_cell(requests)}", file=sys.stderr)
+                  f"LIST/HEAD/other {requests_cell(requests)}, CPU s {tool} {client_cpu:.2f} "
+                  f"emulator {server_cpu:.2f}", file=sys.stderr)
         shutil.rmtree(cache, ignore_errors=True)
     return runs
 
@@ -379,7 +391,8 @@ def requests_cell(requests: Dict[str, int]) -> str:
 def listing_table(runs: List[Dict[str, object]], latency_ms: int) -> str:
     """One markdown table of the runs at ``latency_ms``: a row per scenario, N and state, a column of seconds
     per tool, cosfs's speed against s3fs's (s3fs seconds / cosfs seconds: above 1, cosfs is faster) with
-    its target, and the requests cosfs and s3fs sent (LIST / HEAD / other)."""
+    its target, the requests cosfs and s3fs sent (LIST / HEAD / other), and the CPU seconds the mount's
+    process and the emulator spent (on 2 cores, a client's CPU is taken from the emulator's)."""
     runs = [run for run in runs if run["latency_ms"] == latency_ms]
     tools = list(dict.fromkeys(str(run["tool"]) for run in runs))
     cells = {(run["scenario"], run["files"], run["state"], run["tool"]): run for run in runs}
@@ -388,6 +401,7 @@ def listing_table(runs: List[Dict[str, object]], latency_ms: int) -> str:
     header = ["scenario", "N", "state"] + [f"{tool} s" for tool in tools]
     header += ["cosfs speed vs s3fs (target)"] if compared else []
     header += [f"{tool} requests LIST / HEAD / other" for tool in counted]
+    header += [f"CPU s {tool} / emulator" for tool in counted]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for scenario in LISTING_SCENARIOS:
         for files in dict.fromkeys(run["files"] for run in runs):
@@ -404,6 +418,10 @@ def listing_table(runs: List[Dict[str, object]], latency_ms: int) -> str:
                 for tool in counted:
                     run = cells.get((scenario, files, state, tool))
                     line.append("—" if run is None else requests_cell(run["requests"]))
+                for tool in counted:
+                    run = cells.get((scenario, files, state, tool))
+                    line.append("—" if run is None or "client_cpu" not in run
+                                else f"{run['client_cpu']:.2f} / {run['server_cpu']:.2f}")
                 lines.append("| " + " | ".join(line) + " |")
     return "\n".join(lines)
 

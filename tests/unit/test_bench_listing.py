@@ -64,11 +64,12 @@ def test_the_table_gives_cosfs_speed_as_s3fs_seconds_over_cosfs_seconds_against_
             run("cosfs", "cold", 9.0, latency_ms=10)]
     lines = bench.listing_table(runs, 0).splitlines()
     assert lines[0] == ("| scenario | N | state | cosfs s | s3fs s | rclone s | cosfs speed vs s3fs (target) "
-                        "| cosfs requests LIST / HEAD / other | s3fs requests LIST / HEAD / other |")
+                        "| cosfs requests LIST / HEAD / other | s3fs requests LIST / HEAD / other "
+                        "| CPU s cosfs / emulator | CPU s s3fs / emulator |")
     assert lines[2] == ("| `ls -l` | 1,000 | cold | 2.00 | 1.00 | 3.00 | 0.50× (≥ 0.9× MISSED) "
-                        "| 1 / 1,000 / 0 | 1 / 1,000 / 0 |")
+                        "| 1 / 1,000 / 0 | 1 / 1,000 / 0 | — | — |")
     assert lines[3] == ("| `ls -l` | 1,000 | remounted | 0.10 | 1.50 | — | 15.00× (≥ 10× met) "
-                        "| 1 / 0 / 0 | 1 / 1,000 / 0 |")
+                        "| 1 / 0 / 0 | 1 / 1,000 / 0 | — | — |")
     assert len(lines) == 4, "the 10 ms run belongs to another table"
 
 
