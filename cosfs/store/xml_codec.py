@@ -9,7 +9,7 @@ every lookup here ignores namespaces. List responses are requested with
 from __future__ import annotations
 
 import calendar
-import time
+import functools
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
@@ -47,11 +47,28 @@ def iso_to_ns(text: str) -> int:
     stamp = text.strip().rstrip("Z")
     whole, _, fraction = stamp.partition(".")
     try:
-        seconds = calendar.timegm(time.strptime(whole, "%Y-%m-%dT%H:%M:%S"))
+        seconds = _utc_seconds(whole)
     except ValueError:
         raise MalformedResponse(f"bad timestamp {text!r}") from None
     nanos = int((fraction + "000000000")[:9]) if fraction else 0
     return seconds * 10**9 + nanos
+
+
+@functools.lru_cache(maxsize=1024)
+def _utc_seconds(whole: str) -> int:
+    """``2024-01-01T00:00:00`` to seconds since the epoch. A list page holds a thousand of
+    them, often the same second many times; ``strptime`` was a tenth of a remounted listing."""
+    if len(whole) != 19 or whole[4] != "-" or whole[7] != "-" or whole[10] != "T" or whole[13] != ":" \
+            or whole[16] != ":":
+        raise ValueError(whole)
+    fields = (whole[0:4], whole[5:7], whole[8:10], whole[11:13], whole[14:16], whole[17:19])
+    if not all(field.isascii() and field.isdigit() for field in fields):
+        raise ValueError(whole)
+    year, month, day, hour, minute, second = (int(field) for field in fields)
+    if not (1 <= month <= 12 and 1 <= day <= calendar.monthrange(year, month)[1] and hour < 24 and minute < 60
+            and second < 61):
+        raise ValueError(whole)
+    return calendar.timegm((year, month, day, hour, minute, second, 0, 0, 0))
 
 
 def http_date_to_ns(text: str) -> int:

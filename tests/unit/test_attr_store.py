@@ -84,7 +84,8 @@ def test_changes_are_written_in_batches_not_per_key(db_path, monkeypatch):
 
 
 def test_the_least_recently_used_entries_are_trimmed_in_a_batch(db_path):
-    store = AttrStore(db_path, 20, clock=iter(range(1, 10_000)).__next__)
+    """The clock moves an hour per reading: a use is recorded once it is USE_REFRESH old."""
+    store = AttrStore(db_path, 20, clock=(attr_store.USE_REFRESH * tick for tick in range(1, 10_000)).__next__)
     for number in range(20):
         store.record(f"/f{number:02d}", attr(), V1)
         store.flush()
@@ -187,3 +188,24 @@ def test_an_own_change_is_proven_by_etag_and_size_then_dated_by_the_first_list_e
     assert reopened.matching([("/a", V1)]) == {"/a": attr(mode=0o600)}
     assert reopened.matching([("/a", Validators("etag-1", 10, 1_600_000_009))]) == {}
     reopened.close()
+
+
+def test_a_use_within_the_hour_rewrites_no_row(db_path, monkeypatch):
+    """A remounted listing of 10,000 files rewrote every row's use time; within USE_REFRESH
+    of the last recorded use nothing is written."""
+    now = [1_000_000.0]
+    store = AttrStore(db_path, 100, clock=lambda: now[0])
+    store.record("/a", attr(), V1)
+    store.flush()
+    written = []
+    monkeypatch.setattr(attr_store, "_apply", lambda writer, change, now_ms: written.append(change))
+
+    now[0] += attr_store.USE_REFRESH / 2
+    assert store.matching([("/a", V1)]) == {"/a": attr()}
+    store.flush()
+    assert written == []
+    now[0] += attr_store.USE_REFRESH
+    store.matching([("/a", V1)])
+    store.flush()
+    assert [type(change).__name__ for change in written] == ["_Use"]
+    store.close()
