@@ -112,8 +112,11 @@ class CosFilesystem:
         attr = self.getattr(path)
         if attr.kind != "dir":
             raise error(path, "not a directory", errno.ENOTDIR)
+        # New files first: one stored meanwhile is in the listing taken after (its upload
+        # edits the cached listing); the other order could miss it in both.
+        new_children = self.files.new_children(path)
         listing = self.lookup.listdir(path)
-        new_files = sorted(name for name in self.files.new_children(path) if name not in listing)
+        new_files = sorted(name for name in new_children if name not in listing)
         return [self._entry(path, name, listing.kind(name))
                 for name in heapq.merge(listing.names(), new_files)]
 
