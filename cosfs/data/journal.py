@@ -86,6 +86,11 @@ class MetaRecord:
     content_type: Optional[str] = None
     created: float = field(default_factory=time.time)
 
+    @property
+    def state(self) -> str:
+        """What ``cosfs recover --list`` says of it, beside the staged files' states."""
+        return "metadata change"
+
 
 def write_record(path: Path, record: Union[Record, MetaRecord]) -> None:
     """Replace the record at ``path`` in one step (a crash leaves the old or the new one)."""

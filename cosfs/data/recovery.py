@@ -28,10 +28,10 @@ import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, List, Optional
+from typing import Callable, List, Optional, Union
 
 from cosfs.data import journal
-from cosfs.data.journal import AbandonedDirectory, Record
+from cosfs.data.journal import AbandonedDirectory, MetaRecord, Record
 from cosfs.data.uploader import Uploader
 from cosfs.store.interface import Store
 from cosfs.wire.errors import CosError, CosfsError
@@ -270,14 +270,20 @@ def lost_and_found_of(staging_root: Path) -> Path:
     return staging_root.parent / "lost+found"
 
 
-def pending(root: Path) -> List[Record]:
-    """The records in the abandoned staging directories under ``root``, resolving nothing."""
-    found = []
+def pending(root: Path) -> List[Union[Record, MetaRecord]]:
+    """The records (staged data, held metadata changes) in the abandoned staging directories
+    under ``root``, resolving nothing."""
+    found: List[Union[Record, MetaRecord]] = []
     for directory in journal.abandoned_directories(root):
         try:
             for record_file in directory.entries()[0]:
                 try:
                     found.append(journal.read_record(record_file))
+                except ValueError as error:
+                    log.warning("%s", error)
+            for record_file in directory.meta_records():
+                try:
+                    found.append(journal.read_meta_record(record_file))
                 except ValueError as error:
                     log.warning("%s", error)
         finally:
