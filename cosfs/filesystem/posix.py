@@ -328,10 +328,10 @@ class CosFilesystem:
             raise error(path, "the mount root's attributes are fixed", errno.EPERM)
         meta = meta_for(new.mode, new.uid, new.gid, new.mtime_ns, base=attr.meta)
         key = self.mapper.dir_key(path) if attr.kind == "dir" else self.mapper.file_key(path)
-        if attr.kind == "file" and self.pending.hold(path, key, dataclasses.replace(new, meta=meta)):
-            held = dataclasses.replace(new, meta=meta)
-            self.lookup.learn(path, held, stored=False)
-            self.files.stored_attr(path, held)
+        changed = dataclasses.replace(new, meta=meta)
+        if attr.kind == "file" and self.pending.hold(path, key, changed):
+            self.lookup.learn(path, changed, stored=False)
+            self.files.stored_attr(path, changed)
             return  # stored by the next rename or upload, else by one copy when the delay ends
         try:
             self.store.set_meta(key, meta, attr.content_type)
@@ -339,9 +339,8 @@ class CosFilesystem:
             if attr.kind != "dir" or failure.errno != errno.ENOENT:
                 raise
             self.store.create_dir(key, meta)  # a directory without marker gets one
-        stored = dataclasses.replace(new, meta=meta)
-        self.lookup.learn(path, stored)
-        self.files.stored_attr(path, stored)
+        self.lookup.learn(path, changed)
+        self.files.stored_attr(path, changed)
 
     # --- rename -------------------------------------------------------------------------
 
