@@ -96,7 +96,7 @@ class PendingMeta:
         Held when ``path`` already has a change held (merged into it), or when this mount
         stored it less than ``delay`` seconds ago as the object ``attr.etag`` names.
         """
-        if not self.delay:
+        if not self.delay or self.directory is None:
             return False
         now = self.clock()
         with self._cond:
@@ -105,13 +105,17 @@ class PendingMeta:
                 recent = self._recent.get(path)
                 if recent is None or recent[0] != attr.etag or now - recent[1] > self.delay:
                     return False
-                assert self.directory is not None  # delay is 0 without one
                 held = Held(path, key, attr, recent[0], now + self.delay,
                             journal.new_meta_record_path(self.directory, key))
-            else:
-                held.attr = attr
-            journal.write_record(held.record_path, journal.MetaRecord(
-                self.bucket, key, held.base_etag, dict(attr.meta), attr.content_type))
+            try:
+                journal.write_record(held.record_path, journal.MetaRecord(
+                    self.bucket, key, held.base_etag, dict(attr.meta), attr.content_type))
+            except OSError as error:  # attr is complete: applying it now applies what was held too
+                log.warning("could not journal a metadata change of %s (%s): it is applied at once", path, error)
+                if self._held.pop(path, None) is not None:
+                    held.record_path.unlink(missing_ok=True)
+                return False
+            held.attr = attr
             self._held[path] = held
             self._cond.notify_all()
         log.debug("metadata change of %s held for %.1f s", path, held.due - now)

@@ -189,3 +189,16 @@ def test_recovery_drops_a_held_change_of_an_object_changed_since(fs, store):
     assert resolution.outcome == DROPPED and "changed" in resolution.reason
     assert store.objects["r"].meta["mode"] == str(stat.S_IFREG | 0o640)
     assert store.calls["set_meta"] == 0
+
+
+def test_a_change_that_cannot_be_journaled_is_applied_at_once(fs, store, monkeypatch):
+    write_file(fs, "/j")
+
+    def disk_full(path, record):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(journal, "write_record", disk_full)
+    fs.chmod("/j", 0o600)
+    assert store.calls["set_meta"] == 1
+    assert store.objects["j"].meta["mode"] == str(stat.S_IFREG | 0o600)
+    assert fs.pending.attr_of("/j") is None
