@@ -20,6 +20,7 @@ from cosfs.data.upload_tracker import UploadTracker
 from cosfs.data.uploader import Uploader
 from cosfs.filesystem.lookup import Lookup
 from cosfs.filesystem.open_files import OpenFiles
+from cosfs.filesystem.pending_meta import PendingMeta
 from cosfs.filesystem.posix import CosFilesystem
 from cosfs.fuse_adapter import binding
 from cosfs.fuse_adapter.operations import CallCounts, CosOperations
@@ -66,7 +67,9 @@ def build_filesystem(store: Store, options: Options, prefix: str, bucket: str,
                   if options.attr_cache else None)
     lookup = Lookup(store, PathMapper(prefix), stats, listings, defaults, heads, clock,
                     mount_time_ns=int(clock() * 1e9), persistent=persistent, trust_list=options.trust_list)
-    files = OpenFiles(store, lookup, staging, Uploader(store, upload_policy(options), io_pool, uploads), clock)
+    pending = PendingMeta(store, lookup, staging.directory, bucket, options.metadata_delay, ttl_clock)
+    files = OpenFiles(store, lookup, staging, Uploader(store, upload_policy(options), io_pool, uploads), clock,
+                      pending=pending)
     return CosFilesystem(store, lookup, files, defaults, clock, io_pool, read_only=options.ro)
 
 
@@ -100,13 +103,18 @@ def run_mount(
 
     def unmounting() -> None:
         failed = fs.files.close_all()
+        unapplied = fs.pending.close()
         fs.files.staging.close()
         if fs.lookup.persistent is not None:
             fs.lookup.persistent.close()
         if failed:
             log.error("unmounting with %d file(s) not stored in COS (kept in the staging area for the next "
                       "mount or cosfs recover): %s", len(failed), ", ".join(failed))
+        if unapplied:
+            log.error("unmounting with %d metadata change(s) not stored in COS (kept in the staging area for the "
+                      "next mount or cosfs recover): %s", len(unapplied), ", ".join(unapplied))
 
+    fs.pending.start()
     operations = CosOperations(fs, on_mounted=on_mounted, on_unmount=unmounting, calls=calls)
     mount_options = fuse_mount_options(options, fsname)
     log.info("mounting %s on %s with %s", fsname, mountpoint, binding.describe())

@@ -120,6 +120,9 @@ class Options:
         True, _bool, "keep file attributes across mounts (in cache_dir), reused while a listing shows them current")
     max_attr_cache_entries: int = _option(
         1_000_000, _number(int, 1, 10**9), "files the persistent attribute cache holds (least recently used dropped)")
+    metadata_delay: float = _option(
+        1.0, _number(float, 0, 60),
+        "seconds a chmod/chown/utimens of a file just stored waits for a rename to carry it (0: applied at once)")
     cache_dir: Optional[str] = _option(
         None, _text, "where writes are staged and attributes kept (default ~/.cache/cosfs or /var/cache/cosfs)")
     ensure_diskfree: int = _option(1024, _number(int, 0, 10**7), "MB to keep free in cache_dir; writes fail with ENOSPC beyond")

@@ -21,6 +21,7 @@ from cosfs.data.recovery import (
     DROPPED,
     KEPT,
     LOST_AND_FOUND,
+    META_APPLIED,
     UPLOADED,
     Recovery,
     Resolution,
@@ -49,6 +50,11 @@ def report_lines(resolutions: List[Resolution]) -> List[str]:
     if stored:
         names = ", ".join(r.key for r in stored[:5]) + (", ..." if len(stored) > 5 else "")
         lines.append(f"stored {len(stored)} file(s) that a cosfs which stopped had not stored yet: {names}")
+    applied = [r for r in resolutions if r.outcome == META_APPLIED]
+    if applied:
+        names = ", ".join(r.key for r in applied[:5]) + (", ..." if len(applied) > 5 else "")
+        lines.append(f"applied {len(applied)} mode/owner/time change(s) that a cosfs which stopped had "
+                     f"held: {names}")
     for resolution in resolutions:
         if resolution.outcome == LOST_AND_FOUND:
             lines.append(f"warning: {resolution.key} was not stored: {resolution.reason}; its data is in "

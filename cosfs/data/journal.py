@@ -11,6 +11,12 @@ upload session begun for it, and its state:
 - ``stored``: COS holds exactly this data; the file is only a local copy;
 - ``unlinked``: the path was deleted while open; the data is worth nothing.
 
+A second kind of record, ``NAME.meta`` (JSON, no data file), is a *pending metadata
+change* (``MetaRecord``): a chmod, chown or utimens of a file this mount stored moments
+ago, held to be folded into a following rename or applied by one copy when its delay ends
+(``cosfs.filesystem.pending_meta``). It names the key, the ETag of the object it was based
+on and the complete metadata to give it.
+
 Records are written (temporary file, then rename) before the data they describe is
 acknowledged, so after a crash of cosfs every staging file says what it is; the next
 mount, or ``cosfs recover``, resolves them (``cosfs.data.recovery``). A mount keeps its
@@ -29,12 +35,13 @@ import secrets
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, Iterator, List, Optional, Tuple
+from typing import Dict, Iterator, List, Optional, Tuple, Union
 
 log = logging.getLogger(__name__)
 
 DATA_SUFFIX = ".staged"
 RECORD_SUFFIX = ".record"
+META_SUFFIX = ".meta"
 LOCK_NAME = "lock"
 INSTANCE_PREFIX = "mount-"
 
@@ -67,7 +74,25 @@ class Record:
             raise ValueError(f"unknown staging state {self.state!r}")
 
 
-def write_record(path: Path, record: Record) -> None:
+@dataclass
+class MetaRecord:
+    """A metadata change not yet in COS: give ``key`` the metadata ``meta`` (all of it, not
+    a difference), provided the object is still the one with ETag ``base_etag``."""
+
+    bucket: str
+    key: str
+    base_etag: str
+    meta: Dict[str, str]
+    content_type: Optional[str] = None
+    created: float = field(default_factory=time.time)
+
+    @property
+    def state(self) -> str:
+        """What ``cosfs recover --list`` says of it, beside the staged files' states."""
+        return "metadata change"
+
+
+def write_record(path: Path, record: Union[Record, MetaRecord]) -> None:
     """Replace the record at ``path`` in one step (a crash leaves the old or the new one)."""
     temporary = path.with_name(path.name + ".tmp")
     data = json.dumps(dataclasses.asdict(record), sort_keys=True).encode("utf-8")
@@ -86,6 +111,21 @@ def read_record(path: Path) -> Record:
         return Record(**fields)
     except (OSError, TypeError, json.JSONDecodeError) as error:
         raise ValueError(f"{path} is not a cosfs staging record: {error}") from None
+
+
+def read_meta_record(path: Path) -> MetaRecord:
+    """The pending metadata change at ``path``; ``ValueError`` when it is not one."""
+    try:
+        fields = json.loads(path.read_text(encoding="utf-8"))
+        return MetaRecord(**fields)
+    except (OSError, TypeError, json.JSONDecodeError) as error:
+        raise ValueError(f"{path} is not a cosfs metadata record: {error}") from None
+
+
+def new_meta_record_path(directory: Path, key: str) -> Path:
+    """A fresh name in ``directory`` for a pending metadata change of ``key``."""
+    stem = "".join(c if c.isalnum() or c in "._-" else "_" for c in key.rstrip("/").rsplit("/", 1)[-1])[:40]
+    return directory / f"{stem or 'object'}.{secrets.token_hex(6)}{META_SUFFIX}"
 
 
 def data_path(record_path: Path) -> Path:
@@ -126,6 +166,10 @@ class AbandonedDirectory:
     def __init__(self, path: Path, lock_fd: int) -> None:
         self.path = path
         self._lock_fd = lock_fd
+
+    def meta_records(self) -> List[Path]:
+        """The pending metadata changes (``MetaRecord`` files) the mount left."""
+        return sorted(self.path.glob("*" + META_SUFFIX))
 
     def entries(self) -> Tuple[List[Path], List[Path]]:
         """``(records, data files without a record)``."""

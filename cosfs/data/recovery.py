@@ -11,6 +11,10 @@ Run by ``cosfs`` before it mounts a bucket, and by ``cosfs recover``. Every jour
 - ``writing`` (the file was open for writing when cosfs stopped): the data is not a
   version anyone finished, so it is never published over COS's copy: lost+found.
 
+A pending metadata change (a ``.meta`` record: a chmod, chown or utimens held for a moment
+after an upload) is applied if the object still has the ETag the change was based on, and
+dropped with a log line if it is gone or changed since (someone else wrote it).
+
 Multipart sessions a record names, or that began for its key after its upload started
 (a crash may come before the id was written), are aborted, so COS stops billing their
 parts. Nothing is deleted without a log line; lost+found is
@@ -24,10 +28,10 @@ import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, List, Optional
+from typing import Callable, List, Optional, Union
 
 from cosfs.data import journal
-from cosfs.data.journal import AbandonedDirectory, Record
+from cosfs.data.journal import AbandonedDirectory, MetaRecord, Record
 from cosfs.data.uploader import Uploader
 from cosfs.store.interface import Store
 from cosfs.wire.errors import CosError, CosfsError
@@ -38,6 +42,7 @@ UPLOADED = "uploaded"
 LOST_AND_FOUND = "lost+found"
 KEPT = "kept"
 DROPPED = "dropped"
+META_APPLIED = "metadata applied"
 
 #: Uploads of a key that began this long before a record's upload started are still ours
 #: (COS's clock and ours differ a little).
@@ -123,7 +128,35 @@ class Recovery:
                                               data_file))
         for data_file in orphans:
             resolutions.append(self._orphan(data_file, "it has no journal record"))
+        for record_file in directory.meta_records():
+            resolutions.append(self._resolve_meta(record_file))
         return resolutions
+
+    def _resolve_meta(self, record_file: Path) -> Resolution:
+        """Apply a pending metadata change to the object it was based on, or drop it."""
+        try:
+            record = journal.read_meta_record(record_file)
+        except ValueError as error:
+            log.warning("dropped %s: %s", record_file, error)
+            record_file.unlink(missing_ok=True)
+            return Resolution(self.root.name, record_file.name, 0, DROPPED, f"its record is unreadable ({error})")
+        try:
+            current = self.store.stat(record.key)
+            if current is None or current.etag != record.base_etag:
+                why = "the object is gone" if current is None else "the object changed in COS since"
+                log.warning("dropped a pending metadata change of %r (mode, owner or times): %s",
+                            record.key, why)
+                record_file.unlink(missing_ok=True)
+                return Resolution(record.bucket, record.key, 0, DROPPED,
+                                  f"its pending metadata change was not applied: {why}")
+            self.store.set_meta(record.key, record.meta, record.content_type)
+        except CosError as error:
+            return Resolution(record.bucket, record.key, 0, KEPT,
+                              f"its pending metadata change could not be applied ({error}); the next mount "
+                              "tries again")
+        record_file.unlink(missing_ok=True)
+        return Resolution(record.bucket, record.key, current.size, META_APPLIED,
+                          "its pending metadata change was applied")
 
     def _resolve(self, record: Record, record_file: Path, data_file: Path) -> Resolution:
         size = data_file.stat().st_size if data_file.exists() else 0
@@ -237,14 +270,20 @@ def lost_and_found_of(staging_root: Path) -> Path:
     return staging_root.parent / "lost+found"
 
 
-def pending(root: Path) -> List[Record]:
-    """The records in the abandoned staging directories under ``root``, resolving nothing."""
-    found = []
+def pending(root: Path) -> List[Union[Record, MetaRecord]]:
+    """The records (staged data, held metadata changes) in the abandoned staging directories
+    under ``root``, resolving nothing."""
+    found: List[Union[Record, MetaRecord]] = []
     for directory in journal.abandoned_directories(root):
         try:
             for record_file in directory.entries()[0]:
                 try:
                     found.append(journal.read_record(record_file))
+                except ValueError as error:
+                    log.warning("%s", error)
+            for record_file in directory.meta_records():
+                try:
+                    found.append(journal.read_meta_record(record_file))
                 except ValueError as error:
                     log.warning("%s", error)
         finally:

@@ -254,9 +254,14 @@ class Lookup:
 
     # --- invalidation -------------------------------------------------------------------
 
-    def learn(self, path: str, attr: Attr) -> None:
-        """``path`` now has ``attr`` (after an upload or setattr through this mount)."""
-        self._remember(path, attr)
+    def learn(self, path: str, attr: Attr, stored: bool = True) -> None:
+        """``path`` now has ``attr`` (after an upload or setattr through this mount);
+        ``stored=False``: a change COS does not hold yet (held, ``cosfs.filesystem.pending_meta``),
+        shown now but not kept across mounts until it is applied."""
+        if stored:
+            self._remember(path, attr)
+        else:
+            self._forget_persistent(path)
         self.fetches.forget(path)
         self.stats.put(path, attr)
 

@@ -51,6 +51,7 @@ from cosfs.data.reader import ObjectReader
 from cosfs.data.staging import StagedFile, StagingArea
 from cosfs.data.uploader import Uploader
 from cosfs.filesystem.lookup import Lookup
+from cosfs.filesystem.pending_meta import PendingMeta
 from cosfs.metadata import paths
 from cosfs.metadata.attrs import Attr, meta_for
 from cosfs.store.interface import Store
@@ -119,8 +120,11 @@ class OpenFiles:
         uploader: Uploader,
         clock: Callable[[], float],
         reader_factory: Callable[[Store, str, int], ObjectReader] = ObjectReader,
+        pending: Optional[PendingMeta] = None,
     ) -> None:
         self.store = store
+        #: Metadata changes held after an upload; an upload of the file carries them.
+        self.pending = pending or PendingMeta(store, lookup, None, "", 0)
         self.lookup = lookup
         self.staging = staging
         self.uploader = uploader
@@ -377,10 +381,13 @@ class OpenFiles:
         meta = meta_for(attr.mode, attr.uid, attr.gid, attr.mtime_ns, base=attr.meta)
         staged.journal(state=journal.CLOSED, meta=dict(meta), content_type=attr.content_type,
                        upload_started=time.time())
+        held = self.pending.take(node.path)  # its attributes are in node.attr: the upload carries them
         try:
             info = self.uploader.upload(node.key, staged, meta, attr.content_type,
                                         on_session=lambda upload_id: staged.journal(upload_id=upload_id))
         except CosfsError as error:
+            if held is not None:
+                self.pending.restore(held)
             node.failed = True
             staged.journal(state=journal.FAILED)
             log.error("upload of %s failed: %s; its data is kept in %s", node.path, error, staged.path)
@@ -393,6 +400,9 @@ class OpenFiles:
         node.exists_remotely = True
         node.attr = dataclasses.replace(attr, size=staged.size, etag=info.etag, meta=meta)
         staged.journal(state=journal.STORED, base_etag=info.etag or "", upload_started=None)
+        if held is not None:
+            self.pending.finished(held)
+        self.pending.stored(node.path, info.etag)
         if was_new:
             self.lookup.added(node.path, node.attr)
         else:

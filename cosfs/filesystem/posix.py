@@ -3,7 +3,8 @@
 This is a plain object, testable without a kernel (``tests/unit/test_fs.py`` drives it over
 an in-memory store); the FUSE adapter (``cosfs.fuse_adapter.operations``) only converts arguments and errors.
 Errors are ``CosfsError``s carrying the errno to report. Attribute lookups and their costs
-live in ``cosfs.filesystem.lookup``, open files in ``cosfs.filesystem.open_files``, subtree renames in
+live in ``cosfs.filesystem.lookup``, open files in ``cosfs.filesystem.open_files``, metadata
+changes held after an upload in ``cosfs.filesystem.pending_meta``, subtree renames in
 ``cosfs.filesystem.tree``.
 """
 
@@ -69,6 +70,7 @@ class CosFilesystem:
         self.clock = clock
         self.read_only = read_only
         self.mapper = lookup.mapper
+        self.pending = files.pending
 
     # --- helpers ------------------------------------------------------------------------
 
@@ -87,9 +89,14 @@ class CosFilesystem:
         if self.getattr(parent).kind != "dir":
             raise error(parent, "not a directory", errno.ENOTDIR)
 
+    def _local(self, path: str) -> Optional[Attr]:
+        """What this mount knows of ``path`` that COS may not hold yet: an open file's
+        attributes, or a held metadata change."""
+        return self.files.attr_of(path) or self.pending.attr_of(path)
+
     def _find(self, path: str) -> Optional[Attr]:
-        """What is at ``path`` (a file open here first), or ``None``."""
-        return self.files.attr_of(path) or self.lookup.find(path)
+        """What is at ``path`` (what this mount holds first), or ``None``."""
+        return self._local(path) or self.lookup.find(path)
 
     def _absent(self, path: str) -> None:
         if self._find(path) is not None:
@@ -98,10 +105,7 @@ class CosFilesystem:
     # --- reading the namespace ----------------------------------------------------------
 
     def getattr(self, path: str) -> Attr:
-        pending = self.files.attr_of(path)
-        if pending is not None:
-            return pending
-        return self.lookup.getattr(path)
+        return self._local(path) or self.lookup.getattr(path)
 
     def readdir(self, path: str) -> List["DirEntry"]:
         """Every entry of directory ``path``, in name order, with what is known of it.
@@ -122,7 +126,7 @@ class CosFilesystem:
 
     def _entry(self, dir_path: str, name: str, kind: Optional[str]) -> "DirEntry":
         child = paths.join(dir_path, name)
-        known = self.files.attr_of(child) or self.lookup.known(child)
+        known = self._local(child) or self.lookup.known(child)
         if known is not None:
             return DirEntry(name, stat.S_IFMT(known.mode), known)
         if kind is None:  # created here and not yet uploaded, but no longer open
@@ -182,6 +186,7 @@ class CosFilesystem:
         if attr.kind == "dir":
             raise error(path, "is a directory", errno.EISDIR)
         self.store.delete_file(self.mapper.file_key(path))
+        self.pending.discard(path)
         self.files.unlinked(path)
         self.lookup.removed(path)
         self._keep_parent(path)
@@ -292,7 +297,11 @@ class CosFilesystem:
         self.files.flush(fh, caller)
 
     def fsync(self, fh: int) -> None:
+        """Store the file's data, and apply its held metadata change: both are durable after."""
         self.files.fsync(fh)
+        path = self.files.handle(fh).node.path
+        if not self.pending.apply(path):
+            raise error(path, "its new mode, owner or times could not be stored in COS (see the log)", errno.EIO)
 
     def release(self, fh: int) -> None:
         self.files.release(fh)
@@ -322,15 +331,19 @@ class CosFilesystem:
             raise error(path, "the mount root's attributes are fixed", errno.EPERM)
         meta = meta_for(new.mode, new.uid, new.gid, new.mtime_ns, base=attr.meta)
         key = self.mapper.dir_key(path) if attr.kind == "dir" else self.mapper.file_key(path)
+        changed = dataclasses.replace(new, meta=meta)
+        if attr.kind == "file" and self.pending.hold(path, key, changed):
+            self.lookup.learn(path, changed, stored=False)
+            self.files.stored_attr(path, changed)
+            return  # stored by the next rename or upload, else by one copy when the delay ends
         try:
             self.store.set_meta(key, meta, attr.content_type)
         except CosError as failure:
             if attr.kind != "dir" or failure.errno != errno.ENOENT:
                 raise
             self.store.create_dir(key, meta)  # a directory without marker gets one
-        stored = dataclasses.replace(new, meta=meta)
-        self.lookup.learn(path, stored)
-        self.files.stored_attr(path, stored)
+        self.lookup.learn(path, changed)
+        self.files.stored_attr(path, changed)
 
     # --- rename -------------------------------------------------------------------------
 
@@ -348,6 +361,7 @@ class CosFilesystem:
             self._rename_dir(old, new, target)
         else:
             self._rename_file(old, new, target)
+            self.pending.discard(new)  # the object it replaced is gone, and its held change
         self.files.moved(old, new)
         self.lookup.moved(old, new, source.kind, source if source.kind != "dir" else None)
         if paths.parent(old) != paths.parent(new):
@@ -361,7 +375,17 @@ class CosFilesystem:
             self.files.flush_node(node)
             if not node.exists_remotely:
                 return
-        self.store.move(self.mapper.file_key(old), self.mapper.file_key(new))
+        held = self.pending.take(old)
+        if held is None:
+            self.store.move(self.mapper.file_key(old), self.mapper.file_key(new))
+            return
+        try:  # the copy of the move carries the held metadata: no request of its own
+            self.store.move(self.mapper.file_key(old), self.mapper.file_key(new),
+                            meta=held.attr.meta, content_type=held.attr.content_type)
+        except BaseException:
+            self.pending.restore(held)
+            raise
+        self.pending.finished(held)
 
     def _rename_dir(self, old: str, new: str, target: Optional[Attr]) -> None:
         if target is not None:
@@ -370,4 +394,5 @@ class CosFilesystem:
             if self.lookup.listdir(new).entries or self.files.new_children(new):
                 raise error(new, "directory not empty", errno.ENOTEMPTY)
         self.files.flush_under(old)
+        self.pending.apply_under(old)
         tree.move_tree(self.store, self.mapper.dir_key(old), self.mapper.dir_key(new), self.io_pool)

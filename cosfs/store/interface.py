@@ -148,8 +148,12 @@ class Store(Protocol):
     def delete_many(self, keys: Sequence[str]) -> Sequence[Tuple[str, Exception]]:
         """Delete ``keys``; returns the ``(key, error)`` pairs that could not be deleted."""
 
-    def move(self, src: str, dst: str, overwrite: bool = True) -> None:
-        """Give the object ``src`` the key ``dst`` (copy + delete where the API has no move)."""
+    def move(self, src: str, dst: str, overwrite: bool = True, meta: Optional[Metadata] = None,
+             content_type: Optional[str] = None) -> None:
+        """Give the object ``src`` the key ``dst`` (copy + delete where the API has no move),
+        keeping its metadata, or replacing it with ``meta`` and ``content_type``: where the
+        move is a copy, the copy carries them (no request of their own); elsewhere a metadata
+        update of ``dst`` follows the move."""
 
     def copy(self, src: str, dst: str, meta: Optional[Metadata] = None) -> None:
         """Copy ``src`` to ``dst``, keeping its metadata, or replacing it with ``meta``."""

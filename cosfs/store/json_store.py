@@ -199,9 +199,16 @@ class JsonStore:
                 failures.append((key, error))
         return failures
 
-    def move(self, src: str, dst: str, overwrite: bool = True) -> None:
+    def move(self, src: str, dst: str, overwrite: bool = True, meta: Optional[Metadata] = None,
+             content_type: Optional[str] = None) -> None:
         """The JSON API's own move, never repeated blindly: after a transient failure the
-        move may have happened, so the keys are looked at before trying again."""
+        move may have happened, so the keys are looked at before trying again. Its move
+        cannot change metadata: ``meta`` costs one update of ``dst`` after it."""
+        self._move(src, dst, overwrite)
+        if meta is not None:
+            self.set_meta(dst, meta, content_type)
+
+    def _move(self, src: str, dst: str, overwrite: bool) -> None:
         run = self._transport.retry.start()
         while True:
             try:

@@ -305,10 +305,11 @@ class XmlStore:
             session.abort()
             raise
 
-    def move(self, src: str, dst: str, overwrite: bool = True) -> None:
+    def move(self, src: str, dst: str, overwrite: bool = True, meta: Optional[Metadata] = None,
+             content_type: Optional[str] = None) -> None:
         if not overwrite and self.stat(dst) is not None:
             raise CosError("destination exists", code="FileAlreadyExists", operation="move", key=dst)
-        self.copy(src, dst)
+        self.copy(src, dst, meta, content_type)
         self.delete_file(src)
 
     def put_object(self, key: str, data: bytes, meta: Optional[Metadata] = None,

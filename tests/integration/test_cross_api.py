@@ -52,9 +52,17 @@ def test_multipart_file_reads_back_identically(both, writer, reader):
 
 @pytest.mark.parametrize("writer,reader", DIRECTIONS)
 def test_attributes_read_back_identically(both, writer, reader):
+    """The mode and times of a file just written are held for a moment; SEMANTICS.md:
+    "`fsync()` [...] applies its held metadata change": the writer's fsync stores them
+    before the other mount looks."""
     (both[writer] / "f").write_bytes(b"attrs")
     os.chmod(both[writer] / "f", 0o604)
     os.utime(both[writer] / "f", ns=(1_500_000_000_250_000_000, 1_500_000_000_250_000_000))
+    descriptor = os.open(both[writer] / "f", os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
     written = os.stat(both[writer] / "f")
 
     read = os.stat(both[reader] / "f")

@@ -115,14 +115,19 @@ def test_whole_second_mtime_replaces_earlier_nanoseconds_after_remount(cos, remo
 
 
 def test_attributes_are_stored_cosfs_style(cos, emulator):
+    """The changes of a file just written are held for ``metadata_delay`` (1 s), then
+    applied: "one copy of the object onto itself applies it when the delay ends"."""
     (cos.path / "f").write_bytes(b"x")
     os.chmod(cos.path / "f", 0o640)
     os.chown(cos.path / "f", 12, 34)
     os.utime(cos.path / "f", (1_600_000_000, 1_600_000_000))
+    wanted = (str(0o100640), "12", "34", "1600000000")
 
-    meta = Bucket(emulator).head("f")["Metadata"]
+    def stored():
+        meta = Bucket(emulator).head("f")["Metadata"]
+        return (meta["mode"], meta["uid"], meta["gid"], meta["mtime"]) == wanted
 
-    assert (meta["mode"], meta["uid"], meta["gid"], meta["mtime"]) == (str(0o100640), "12", "34", "1600000000")
+    wait_until(stored, timeout=10, interval=0.2, what="the held metadata change to reach COS")
 
 
 def test_symlink_is_a_link_after_remount(cos, remount):

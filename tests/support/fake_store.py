@@ -178,14 +178,18 @@ class FakeStore:
                 self.objects.pop(key, None)
         return []
 
-    def move(self, src: str, dst: str, overwrite: bool = True) -> None:
+    def move(self, src: str, dst: str, overwrite: bool = True, meta: Optional[Metadata] = None,
+             content_type: Optional[str] = None) -> None:
         self._call("move")
         with self._lock:
             if src not in self.objects:
                 raise not_found(src)
             if not overwrite and dst in self.objects:
                 raise CosError("exists", code="-177", key=dst)
-            self.objects[dst] = self.objects.pop(src)
+            moved = self.objects.pop(src)
+            if meta is not None:
+                moved = replace(moved, meta=dict(meta), content_type=content_type or moved.content_type)
+            self.objects[dst] = moved
 
     def copy(self, src: str, dst: str, meta: Optional[Metadata] = None, content_type: Optional[str] = None) -> None:
         self._call("copy")

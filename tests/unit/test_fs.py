@@ -235,8 +235,10 @@ def test_link_is_refused_with_eperm(fs):
     assert errno_of(fs.link, "/x", "/y") == errno.EPERM
 
 
-def test_chmod_chown_utimens_update_metadata_in_place(fs, store):
+def test_chmod_chown_utimens_update_metadata_in_place(fs, store, clock):
+    """Of a file not stored moments ago (a change of one just stored is held: test_pending_meta)."""
     write_file(fs, "/m", b"data")
+    clock.advance(60)
     fs.chmod("/m", 0o600)
     fs.chown("/m", 42, -1)
     fs.utimens("/m", 1_600_000_000_123_456_789)

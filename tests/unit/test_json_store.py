@@ -339,6 +339,16 @@ def test_move_failed_with_source_still_present_is_tried_again():
     assert ops(pools) == ["move", "stat", "move"]
 
 
+def test_move_with_meta_is_the_move_then_one_update_of_the_destination():
+    store, adapter = make_store(ScriptedCos(move=ok(), update=ok()))
+
+    store.move("a", "d/b", meta={"mode": "0100600"})
+
+    assert ops(adapter) == ["move", "update"]
+    assert cos_path(adapter.requests[1]) == "/d/b"
+    assert json.loads(adapter.requests[1].body)["custom_headers"] == {"x-cos-meta-mode": "0100600"}
+
+
 def test_copy_is_a_form_then_update_when_meta_given():
     store, pools = make_store(ScriptedCos(copy=ok(), update=ok()))
 

@@ -269,6 +269,17 @@ def test_set_meta_is_a_self_copy_with_replaced_directive():
     assert headers["x-cos-meta-mode"] == "0100600" and headers["Content-Type"] == "text/plain"
 
 
+def test_move_with_meta_is_one_copy_carrying_it_then_the_delete():
+    store, adapter = make_store(lambda seen: FakeResponse(
+        204 if seen.method == "DELETE" else 200, b"<CopyObjectResult><ETag>\"e\"</ETag></CopyObjectResult>"))
+    store.move("dir/.f.Xyz", "dir/f", meta={"mode": "0100600"}, content_type="text/plain")
+    copy, delete = adapter.requests
+    assert copy.headers["x-cos-metadata-directive"] == "Replaced" and copy.headers["x-cos-meta-mode"] == "0100600"
+    assert copy.headers["x-cos-copy-source"].endswith("/dir/.f.Xyz")
+    assert copy.headers["Content-Type"] == "text/plain"
+    assert delete.method == "DELETE"
+
+
 def test_multi_delete_batches_of_1000_with_md5_and_reports_failures():
     def handler(seen):
         assert seen.query == {"delete": ""}
