@@ -70,7 +70,7 @@ class FileNode:
         self.path = path  # guarded by OpenFiles._lock (changed by rename)
         self.key = key  # guarded by OpenFiles._lock
         self.refs = 0  # guarded by OpenFiles._lock
-        self.attr = attr  # guarded by self.lock; pending attributes while dirty
+        self.attr = attr  # written under self.lock (read without it by attr_of); pending attributes while dirty
         self.exists_remotely = exists_remotely  # guarded by self.lock
         self.staged: Optional[StagedFile] = None  # guarded by self.lock
         self.reader: Optional[ObjectReader] = None  # guarded by self.lock
@@ -323,14 +323,16 @@ class OpenFiles:
                 node.attr = dataclasses.replace(attr, size=node.attr.size, etag=node.attr.etag)
 
     def attr_of(self, path: str) -> Optional[Attr]:
-        """Attributes of an open file as the application sees them (pending size and times)."""
+        """Attributes of an open file as the application sees them (pending size and times).
+
+        Read without the node's lock, which an upload holds for as long as the network
+        takes: a ``stat`` during a 100 MiB upload waited for all of it. Each field is read
+        whole (one attribute load each); the answer is what the file was a moment ago."""
         node = self.node(path)
-        if node is None:
+        if node is None or not node.visible:
             return None
-        with node.lock:
-            if not node.visible:
-                return None
-            return dataclasses.replace(node.attr, size=node.size)
+        attr, staged = node.attr, node.staged
+        return dataclasses.replace(attr, size=staged.size if staged is not None else attr.size)
 
     # --- upload -------------------------------------------------------------------------
 
