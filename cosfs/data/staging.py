@@ -27,6 +27,8 @@ from cosfs.wire.errors import CosfsError
 log = logging.getLogger(__name__)
 
 MiB = 1024 * 1024
+#: The most bytes written between two ``statvfs`` of the staging filesystem.
+SPACE_ALLOWANCE = 64 * 1024 * 1024
 GiB = 1024 * MiB
 _UNSAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
 
@@ -44,6 +46,8 @@ class StagingArea:
     def __init__(self, root: Path, min_free_bytes: int = GiB, bucket: str = "") -> None:
         self.root = Path(root)
         self.bucket = bucket or self.root.name
+        self._space_lock = threading.Lock()
+        self._allowance = 0  # bytes writes may still add before free space is asked again; guarded
         self.min_free_bytes = min_free_bytes
         self.leftovers: Tuple[Path, ...] = self._open_root()
         try:
@@ -97,16 +101,41 @@ class StagingArea:
             raise _local_error(error, f"staging directory {self.directory}") from error
         return total
 
+    @property
+    def min_free_bytes(self) -> int:
+        return self._min_free_bytes
+
+    @min_free_bytes.setter
+    def min_free_bytes(self, value: int) -> None:
+        with self._space_lock:
+            self._min_free_bytes = value
+            self._allowance = 0
+
     def check_space(self, extra_bytes: int) -> None:
-        """Raise ENOSPC if ``extra_bytes`` more would eat into the ``min_free_bytes`` reserve."""
+        """Raise ENOSPC if ``extra_bytes`` more would eat into the ``min_free_bytes`` reserve.
+
+        Free space is asked (``statvfs``) only once the writes since the last answer used
+        up an allowance: half the room above the reserve, at most ``SPACE_ALLOWANCE``. A
+        sequential write then costs one ``statvfs`` per 64 MiB instead of one per write,
+        and the reserve still holds against everything but other writers filling the disk
+        faster than that (their ENOSPC then fails the write itself, which is handled)."""
+        with self._space_lock:
+            if extra_bytes <= self._allowance:
+                self._allowance -= extra_bytes
+                return
+            self._allowance = 0
         free = self.free_bytes()
-        if free - extra_bytes < self.min_free_bytes:
-            raise CosfsError(
-                f"staging directory {self.directory} has {free} bytes free; {extra_bytes} more "
-                f"would leave less than the {self.min_free_bytes} bytes option ensure_diskfree "
-                "keeps free",
-                errno.ENOSPC,
-            )
+        room = free - self.min_free_bytes
+        if room >= extra_bytes:
+            with self._space_lock:
+                self._allowance = min((room - extra_bytes) // 2, SPACE_ALLOWANCE)
+            return
+        raise CosfsError(
+            f"staging directory {self.directory} has {free} bytes free; {extra_bytes} more "
+            f"would leave less than the {self.min_free_bytes} bytes option ensure_diskfree "
+            "keeps free",
+            errno.ENOSPC,
+        )
 
     def create(self, key: str, base_etag: Optional[str] = None) -> "StagedFile":
         """A new empty staged file for ``key``, journalled as ``writing``; ``base_etag`` is the

@@ -13,6 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
+from cosfs.data import staging
 from cosfs.data.staging import StagingArea
 from cosfs.data.uploader import Uploader, UploadPolicy
 from cosfs.store.interface import StoreLimits
@@ -370,3 +371,38 @@ def test_disk_errors_become_cosfs_errors_with_their_errno(tmp_path):
     with pytest.raises(CosfsError) as caught:
         area.create("k")
     assert caught.value.errno == errno.ENOENT and str(area.directory) in str(caught.value)
+
+
+def test_a_sequential_write_asks_for_free_space_once_per_allowance_not_per_write(tmp_path, monkeypatch):
+    """Issue 11: ``statvfs`` ran on every write that grew a file."""
+    area = StagingArea(tmp_path / "staging", min_free_bytes=0)
+    staged = staged_with(area, b"")
+    asked = []
+    real = staging.os.statvfs
+    monkeypatch.setattr(staging.os, "statvfs", lambda path: asked.append(path) or real(path))
+
+    for number in range(1_000):
+        staged.write(number * 4096, b"x" * 4096)
+
+    assert len(asked) <= 2, len(asked)
+    assert staged.size == 1_000 * 4096
+
+
+def test_the_reserve_still_refuses_once_the_allowance_is_spent(tmp_path, monkeypatch):
+    area = StagingArea(tmp_path / "staging", min_free_bytes=0)
+    free = [10 * 4096]
+
+    class Answer:
+        f_frsize = 1
+        @property
+        def f_bavail(self):
+            return free[0]
+
+    monkeypatch.setattr(staging.os, "statvfs", lambda path: Answer())
+    area.check_space(4096)  # room 40,960: an allowance of half what is left
+    free[0] = 4096  # someone else filled the disk
+    area.check_space(4096)  # within the allowance: not asked
+    area.check_space(4096)
+    with pytest.raises(CosfsError) as caught:
+        area.check_space(4096 * 3)  # past the allowance: asked again, and refused
+    assert caught.value.errno == errno.ENOSPC
