@@ -553,45 +553,55 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--root", type=Path, metavar="DIR",
                         help="the emulator's root, kept afterwards: a later --listing run reuses its files")
     parser.add_argument("--json", type=Path, metavar="FILE", help="also write the results there (with --listing)")
+    parser.add_argument("--quick", action="store_true",
+                        help="every mode at a tiny size, each once (CI runs it so that the script cannot rot; "
+                             "its figures mean nothing)")
     args = parser.parse_args(argv)
     command = "$ python scripts/bench.py " + shlex.join(sys.argv[1:] if argv is None else argv)
+    if args.quick:
+        for quick in (["--size-mib", "4", "--files", "20"], ["--heads", "100", "--rounds", "1"],
+                      ["--listing", "100"]):
+            main(quick + ["--tools", args.tools, "--api", args.api])
+        return 0
     work = Path(tempfile.mkdtemp(prefix="cosfs-bench-"))
     emulator = Emulator(args.root or work / "root")
     try:
         if args.listing:
-            tools = installed(args.tools)
-            results = {"command": command, "cpus": os.cpu_count(), **listings(emulator, work, args, tools)}
-            print(command)
-            fills = ", ".join(f"{files:,} files {fill_cell(seconds)}"
-                              for files, seconds in results["fill_seconds"].items())
-            print(f"{os.cpu_count()} CPUs; emulator on loopback; fill through boto3 with {args.fill_threads} threads: "
-                  + fills)
-            for latency_ms in args.latency_ms:
-                print(f"\n{latency_ms} ms added to every request; requests are LIST / HEAD / other\n")
-                print(listing_table(results["runs"], latency_ms))
-            if args.json:
-                args.json.write_text(json.dumps(results, indent=1) + "\n")
-            return 0
-        if args.heads:
+            print_listings(emulator, work, args, command)
+        elif args.heads:
             results = heads(emulator, work, args.heads, args.threads, args.rounds)
             print(f"$ python scripts/bench.py --heads {args.heads} --threads {args.threads} --rounds {args.rounds}")
             print(f"{os.cpu_count()} CPUs; emulator on loopback; best of {args.rounds} runs by client CPU\n")
             print(heads_table(results))
-            return 0
-        size = args.size_mib * MiB
-        baseline = raw_limit(emulator, size, args.files)
-        rows = {}
-        for tool in installed(args.tools):
-            rows[tool if tool != "cosfs" else f"cosfs (api={args.api})"] = through_mount(
-                tool, emulator, work, size, args.files, args.api)
-        print(f"$ python scripts/bench.py --size-mib {args.size_mib} --files {args.files} --api {args.api}")
-        print(f"{os.cpu_count()} CPUs; emulator on loopback; ratios are against the raw HTTP column\n")
-        print(table(rows, baseline))
+        else:
+            size = args.size_mib * MiB
+            baseline = raw_limit(emulator, size, args.files)
+            rows = {}
+            for tool in installed(args.tools):
+                rows[tool if tool != "cosfs" else f"cosfs (api={args.api})"] = through_mount(
+                    tool, emulator, work, size, args.files, args.api)
+            print(f"$ python scripts/bench.py --size-mib {args.size_mib} --files {args.files} --api {args.api}")
+            print(f"{os.cpu_count()} CPUs; emulator on loopback; ratios are against the raw HTTP column\n")
+            print(table(rows, baseline))
     finally:
         emulator.stop()
         shutil.rmtree(work, ignore_errors=True)
     return 0
 
+
+def print_listings(emulator: Emulator, work: Path, args: argparse.Namespace, command: str) -> None:
+    """The ``--listing`` mode: fill, run every tool, print one table per latency (and ``--json``)."""
+    tools = installed(args.tools)
+    results = {"command": command, "cpus": os.cpu_count(), **listings(emulator, work, args, tools)}
+    print(command)
+    fills = ", ".join(f"{files:,} files {fill_cell(seconds)}" for files, seconds in results["fill_seconds"].items())
+    print(f"{os.cpu_count()} CPUs; emulator on loopback; fill through boto3 with {args.fill_threads} threads: "
+          + fills)
+    for latency_ms in args.latency_ms:
+        print(f"\n{latency_ms} ms added to every request; requests are LIST / HEAD / other\n")
+        print(listing_table(results["runs"], latency_ms))
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=1) + "\n")
 
 if __name__ == "__main__":
     sys.exit(main())
