@@ -91,6 +91,8 @@ class ObjectReader:
         self._ahead_block = 0  # guarded by self._lock: blocks before it are fetched or pending
         self._generation = 0  # guarded by self._lock
         self._closed = False  # guarded by self._lock
+        #: Set by the first answer saying the object changed: every later fetch fails with it.
+        self._stale: Optional[BaseException] = None  # guarded by self._lock
 
     @property
     def size(self) -> int:
@@ -297,6 +299,9 @@ class ObjectReader:
             fetch.blocks = self._fetch_run(fetch.start, fetch.stop)
         except BaseException as error:  # noqa: BLE001 (handed to the read that needs these blocks)
             fetch.error = error
+            if getattr(error, "errno", None) == errno.ESTALE:
+                with self._lock:
+                    self._stale = self._stale or error
         finally:
             with self._lock:
                 self._settle(fetch)
@@ -306,6 +311,8 @@ class ObjectReader:
         """Blocks ``start..stop-1`` from one ranged GET; a short answer yields short blocks."""
         begin = start * self.block_size
         with self._lock:
+            if self._stale is not None:
+                raise self._stale  # once changed, never fetched again: no bytes of the new version
             length = min(stop * self.block_size, self._size) - begin
         data = self._store.read_range(self.key, begin, length, etag=self.etag) if length > 0 else b""
         if len(data) < length:
@@ -318,6 +325,8 @@ class ObjectReader:
         succeeded for the current generation; a failed fetch stays pending, so the read that
         needs its blocks gets its error."""
         current = fetch.generation == self._generation and not self._closed
+        if fetch.error is None and self._stale is not None:
+            fetch.error = self._stale  # answered after another fetch saw the change: not trusted
         if fetch.error is not None or not current:
             self._budget.give_back(fetch.reserved)
             if not current:

@@ -163,11 +163,13 @@ class JsonStore:
             response = self._transport.send(request, lambda _: {}, json_codec.check_download)
         except CosError as error:
             if pinned and error.status == 412:
-                self._pins.forget(key, etag)  # the next open learns the new version's ETag
+                self._pins.forget(key, etag)  # the next open learns the new version's ETag (the
+                # reader that saw the 412 never fetches again, so it cannot learn it instead)
             raise
         if response.status_code == 416:
             return b""
         if etag and not self._pins.same(key, etag, response.headers.get("ETag", "")):
+            self._pins.forget(key, etag)  # the next open learns the new version's ETag
             raise CosError("the object changed since it was opened", status=412, code="PreconditionFailed",
                            operation="read", key=key)
         if response.status_code == 200:
@@ -519,13 +521,11 @@ class _DownloadPins:
             return self._etags.get((key, sha))
 
     def same(self, key: str, sha: str, etag: str) -> bool:
-        """Whether ``etag`` is the one pinned for ``(key, sha)`` (the first one seen is);
-        ``etag`` is pinned from now on either way."""
+        """Whether ``etag`` is the one pinned for ``(key, sha)`` (the first one seen is)."""
         if not etag:
             return True  # a download host that sends no ETag cannot be checked
         with self._lock:
             pinned = self._etags.setdefault((key, sha), etag)
-            self._etags[(key, sha)] = etag  # on a mismatch the next open reads the new version
             self._etags.move_to_end((key, sha))
             while len(self._etags) > self._limit:
                 self._etags.popitem(last=False)

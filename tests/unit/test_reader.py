@@ -424,3 +424,17 @@ def test_an_object_replaced_while_open_is_an_error_never_a_mix(store, data):
     with pytest.raises(CosError) as caught:
         reader.read(block - 50, 100)  # half cached, half from the new version
     assert caught.value.errno == errno.ESTALE
+
+
+def test_after_a_change_is_seen_no_fetch_is_sent_or_trusted(store, data):
+    """A store may learn the new version once it answered 412 (the JSON API pins by the
+    download's ETag): the reader that saw the change must never fetch from it again."""
+    block = 64 * 1024
+    reader = ObjectReader(store, KEY, len(data), "pinned", block_size=block, readahead_max=0)
+    with pytest.raises(CosError):
+        reader.read(0, 10)
+    calls = store.calls["read_range"]
+    reader.etag = None  # as if the store now answered with any version
+    with pytest.raises(CosError) as caught:
+        reader.read(2 * block, 10)
+    assert caught.value.errno == errno.ESTALE and store.calls["read_range"] == calls
