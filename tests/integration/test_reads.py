@@ -67,3 +67,15 @@ def test_a_file_replaced_while_open_for_reading_fails_and_never_mixes_versions(c
     assert 0 < len(got) < len(old)
     assert bytes(got) == old[:len(got)]
     assert (cos.path / "replaced.bin").read_bytes() == new  # a new open reads the new version
+
+
+def test_an_unchanged_file_read_again_costs_no_request(cos, emulator):
+    """SEMANTICS.md: "the kernel keeps its page cache of a file across opens only when the
+    file's ETag at `open` is the one it had at its previous open through this mount"."""
+    data = random.Random(3).randbytes(3 * MiB)
+    Bucket(emulator).put("again.bin", data)
+    assert (cos.path / "again.bin").read_bytes() == data
+    gets = emulator.stats().get("xml.GetObject", 0)
+    assert (cos.path / "again.bin").read_bytes() == data  # the first open's pages, kept
+    assert (cos.path / "again.bin").read_bytes() == data
+    assert emulator.stats().get("xml.GetObject", 0) == gets
