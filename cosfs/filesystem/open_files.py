@@ -183,7 +183,7 @@ class OpenFiles:
         return fh
 
     def _note_version(self, fh: int, key: str) -> None:
-        """Whether the kernel may keep its cache of the file just opened as ``fh``: only when
+        """Decide whether the kernel may keep its cache of the file just opened as ``fh``: only when
         COS holds the same version (ETag) as at its previous open here, and nothing is
         being written to it. An ETag is derived from the content, so the same ETag is the
         same bytes."""
