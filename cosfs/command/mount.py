@@ -6,6 +6,7 @@ been checked and the bucket probed (``cosfs.command.cli``).
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import time
@@ -15,6 +16,8 @@ from typing import Callable, Dict, Optional
 
 from cosfs.command.options import Options, fuse_threads, io_threads
 from cosfs.command.write_path import staging_root, upload_policy
+from cosfs.data.read_budget import ReadBudget
+from cosfs.data.reader import ObjectReader
 from cosfs.data.staging import StagingArea
 from cosfs.data.upload_tracker import UploadTracker
 from cosfs.data.uploader import Uploader
@@ -60,6 +63,7 @@ def build_filesystem(store: Store, options: Options, prefix: str, bucket: str,
     )
     io_pool = ThreadPoolExecutor(max_workers=io_threads(options), thread_name_prefix="cosfs-io")
     heads = ThreadPoolExecutor(max_workers=options.parallel_heads, thread_name_prefix="cosfs-head")
+    reads = ThreadPoolExecutor(max_workers=options.parallel_reads, thread_name_prefix="cosfs-read")
     stats = StatCache(options.stat_cache_ttl, options.negative_cache_ttl, options.max_stat_cache_size, ttl_clock)
     listings = ListCache(options.list_cache_ttl, options.max_list_cache_entries, ttl_clock)
     staging = StagingArea(staging_root(options, bucket), options.ensure_diskfree * MiB, bucket)
@@ -68,8 +72,10 @@ def build_filesystem(store: Store, options: Options, prefix: str, bucket: str,
     lookup = Lookup(store, PathMapper(prefix), stats, listings, defaults, heads, clock,
                     mount_time_ns=int(clock() * 1e9), persistent=persistent, trust_list=options.trust_list)
     pending = PendingMeta(store, lookup, staging.directory, bucket, options.metadata_delay, ttl_clock)
+    reader_factory = functools.partial(ObjectReader, pool=reads, budget=ReadBudget(options.max_read_buffers_mb * MiB),
+                                       readahead_max=options.max_readahead_mb * MiB)
     files = OpenFiles(store, lookup, staging, Uploader(store, upload_policy(options), io_pool, uploads), clock,
-                      pending=pending)
+                      reader_factory, pending=pending)
     return CosFilesystem(store, lookup, files, defaults, clock, io_pool, read_only=options.ro)
 
 

@@ -101,6 +101,12 @@ class Options:
         8, _number(int, 1, 256), "concurrent upload parts and directory-rename copies (2 x this many threads)")
     parallel_heads: int = _option(
         32, _number(int, 1, 1024), "concurrent attribute requests (HEADs) of a directory walk, in their own pool")
+    parallel_reads: int = _option(
+        8, _number(int, 1, 256), "concurrent ranged GETs fetching ahead for sequential readers, in their own pool")
+    max_readahead_mb: int = _option(
+        64, _number(int, 0, 4096), "MB a sequential reader fetches ahead at most (starts at 2 MB, doubles; 0: off)")
+    max_read_buffers_mb: int = _option(
+        256, _number(int, 0, 65536), "MB of read buffers all open files share; beyond it readahead shrinks")
     no_check_certificate: bool = _option(False, _bool, "do not verify the server's TLS certificate (unsafe)")
     uid: Optional[int] = _option(None, _number(int, 0, 2**32 - 2), "owner of objects without metadata (default: the mounting user)")
     gid: Optional[int] = _option(None, _number(int, 0, 2**32 - 2), "group of objects without metadata (default: the mounting group)")
@@ -161,9 +167,9 @@ def io_threads(options: Options) -> int:
 
 def connection_pool_size(options: Options) -> int:
     """Connections to keep per host: one for every thread that can send a request at once (the
-    FUSE threads, the I/O pool, the attribute pool), so none is opened only to be discarded
-    ("Connection pool is full") and neither pool waits for the other's connections."""
-    return fuse_threads(options) + io_threads(options) + options.parallel_heads
+    FUSE threads, the I/O pool, the attribute pool, the read pool), so none is opened only to
+    be discarded ("Connection pool is full") and no pool waits for another's connections."""
+    return fuse_threads(options) + io_threads(options) + options.parallel_heads + options.parallel_reads
 
 
 def option_fields() -> List[dataclasses.Field]:

@@ -42,6 +42,7 @@ import mimetypes
 import os
 import threading
 import time
+from collections import OrderedDict
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Callable, Dict, Iterator, List, Optional, Tuple
@@ -107,6 +108,8 @@ class Handle:
     owner: Optional[int] = None
     #: The node version of this handle's latest change (0: it changed nothing).
     last_change: int = 0
+    #: The kernel may keep the pages it cached of this file (same version as its last open).
+    keep_cache: bool = False
 
 
 class OpenFiles:
@@ -119,7 +122,8 @@ class OpenFiles:
         staging: StagingArea,
         uploader: Uploader,
         clock: Callable[[], float],
-        reader_factory: Callable[[Store, str, int], ObjectReader] = ObjectReader,
+        reader_factory: Callable[..., ObjectReader] = ObjectReader,
+        max_remembered_versions: int = 100_000,
         pending: Optional[PendingMeta] = None,
     ) -> None:
         self.store = store
@@ -129,8 +133,13 @@ class OpenFiles:
         self.staging = staging
         self.uploader = uploader
         self.clock = clock
+        #: ``(store, key, size, etag=)`` to the reader of one open version.
         self.reader_factory = reader_factory
         self._lock = threading.Lock()
+        #: The ETag each file had when it was last opened for reading here, newest last:
+        #: the kernel may keep its cached pages of a file opened again at the same ETag.
+        self._opened_versions: "OrderedDict[str, str]" = OrderedDict()  # guarded by self._lock
+        self._max_remembered_versions = max_remembered_versions
         self._nodes: Dict[str, FileNode] = {}  # guarded by self._lock
         self._handles: Dict[int, Handle] = {}  # guarded by self._lock
         self._ids = itertools.count(1)
@@ -168,6 +177,7 @@ class OpenFiles:
         at the last close if nothing is written)."""
         key = self.lookup.mapper.file_key(path)
         fh = self._attach(path, lambda: FileNode(path, key, attr, True), bool(flags & os.O_APPEND), owner)
+        self._note_version(fh, key)
         if flags & os.O_TRUNC:
             try:
                 self.truncate(fh, 0)
@@ -175,6 +185,27 @@ class OpenFiles:
                 self.release(fh)
                 raise
         return fh
+
+    def _note_version(self, fh: int, key: str) -> None:
+        """Decide whether the kernel may keep its cache of the file just opened as ``fh``: only when
+        COS holds the same version (ETag) as at its previous open here, and nothing is
+        being written to it. An ETag is derived from the content, so the same ETag is the
+        same bytes."""
+        handle = self.handle(fh)
+        node = handle.node
+        with node.lock:
+            etag = node.attr.etag if node.exists_remotely and not node.dirty and node.staged is None else ""
+        with self._lock:
+            previous = self._opened_versions.pop(key, None)
+            if etag:
+                self._opened_versions[key] = etag
+                while len(self._opened_versions) > self._max_remembered_versions:
+                    self._opened_versions.popitem(last=False)
+        handle.keep_cache = bool(etag) and previous == etag
+
+    def keeps_cache(self, fh: int) -> bool:
+        """Whether the open reply of ``fh`` may tell the kernel to keep its cached pages."""
+        return self.handle(fh).keep_cache
 
     def create(self, path: str, attr: Attr, owner: Optional[int] = None) -> int:
         """A new file that exists only here until it is first uploaded."""
@@ -224,9 +255,17 @@ class OpenFiles:
             if node.staged is not None:
                 return node.staged.read(offset, size)
             if node.reader is None:
-                node.reader = self.reader_factory(self.store, node.key, node.attr.size)
+                node.reader = self.reader_factory(self.store, node.key, node.attr.size, etag=node.attr.etag or None)
             reader = node.reader
-        return reader.read(offset, size)
+            path = node.path
+        try:
+            return reader.read(offset, size)
+        except CosfsError as error:
+            if error.errno == errno.ESTALE:
+                log.warning("%s changed in COS since it was opened; reads of this open file fail, "
+                            "reopen it to read the new version", path)
+                self.lookup.stats.invalidate(path)  # the next open asks COS for the new version
+            raise
 
     def write(self, fh: int, data: bytes, offset: int) -> int:
         handle = self.handle(fh)
@@ -264,10 +303,17 @@ class OpenFiles:
         node.version += 1
         if handle is not None:
             handle.last_change = node.version
-        node.reader = None
+        self._drop_reader(node)
         node.attr = dataclasses.replace(node.attr, mtime_ns=int(self.clock() * 1e9), size=node.size)
         if node.staged is not None and node.staged.state != journal.WRITING:
             node.staged.journal(state=journal.WRITING)
+
+    @staticmethod
+    def _drop_reader(node: FileNode) -> None:
+        """Under the node's lock: free the read buffers of its reader."""
+        if node.reader is not None:
+            node.reader.close()
+            node.reader = None
 
     @staticmethod
     def _base_etag(node: FileNode) -> Optional[str]:
@@ -433,6 +479,7 @@ class OpenFiles:
     def _settle(self, node: FileNode) -> None:
         """Under the node's lock, when no handle is left: store what is pending (a deferred
         close), then free the staging file, or keep it when its data is not in COS."""
+        self._drop_reader(node)
         if node.poisoned is not None:
             if node.staged is not None:
                 log.warning("discarding the incomplete data of %s (a write failed: %s); COS keeps its "

@@ -56,7 +56,11 @@ FUSE_FILL_DIR_PLUS = 1 << 1
 
 
 class _CosfsFUSE(_binding.FUSE):
-    """mfusepy's ``FUSE`` with two callbacks completed on libfuse 3.
+    """mfusepy's ``FUSE`` with three callbacks completed on libfuse 3.
+
+    - ``open`` answers with ``keep_cache`` when cosfs says the kernel's pages of the file
+      are still current (the same ETag as at its previous open), so rereading an unchanged
+      file costs no request; without it the kernel drops them at every open.
 
     - ``ftruncate`` keeps its file handle: mfusepy 3.1's ``truncate_fuse_3`` drops the file
       info, so ``ftruncate(fd)`` would arrive as a truncate by path; cosfs must know which
@@ -69,6 +73,17 @@ class _CosfsFUSE(_binding.FUSE):
       honours only for entries with an offset. The kernel then caches those attributes for
       ``attr_timeout``, and a following ``ls -l`` sends no lookup per entry.
     """
+
+    def open(self, path, fip):  # noqa: ANN001 (mfusepy's signature)
+        """Set ``keep_cache`` in the open reply when the operations say the kernel's cached
+        pages of the file are still its content (mfusepy passes only ``fh`` otherwise)."""
+        open_keeping = getattr(self.operations, "open_keeping_cache", None)
+        if open_keeping is None:
+            return super().open(path, fip)
+        fi = fip.contents
+        fi.fh, keep = open_keeping(path.decode(self.encoding, self.errors), fi.flags)
+        fi.keep_cache = 1 if keep else 0
+        return 0
 
     def truncate_fuse_3(self, path, length, fip):  # noqa: ANN001 (mfusepy's signature)
         fh = fip.contents.fh if fip else None

@@ -283,6 +283,13 @@ class CosOperations(binding.Operations):
     def open(self, path, flags):
         return self.fs.open(path, flags, owner=_process())
 
+    def open_keeping_cache(self, path, flags):
+        """``open`` (counted and translated as one), and whether the kernel may keep the pages
+        it cached of the file: the binding sets ``keep_cache`` in the reply (fusepy never
+        calls this)."""
+        fh = self.open(path, flags)
+        return fh, self.fs.files.keeps_cache(fh)
+
     @translated
     def read(self, path, size, offset, fh):
         return self.fs.read(fh, size, offset)

@@ -188,8 +188,11 @@ class Store(Protocol):
     def abort_upload(self, key: str, upload_id: str) -> None:
         """Discard the unfinished upload ``upload_id`` of ``key`` (gone already is fine)."""
 
-    def read_range(self, key: str, start: int, length: int) -> bytes:
-        """Up to ``length`` bytes of ``key`` from ``start``; empty at or past the end."""
+    def read_range(self, key: str, start: int, length: int, etag: Optional[str] = None) -> bytes:
+        """Up to ``length`` bytes of ``key`` from ``start``; empty at or past the end.
+
+        ``etag`` (as ``stat`` reports it) pins the version: when the object is no longer
+        that version, a ``CosError`` with status 412 (ESTALE) is raised instead of its bytes."""
 
     def set_meta(
         self, key: str, meta: Metadata, content_type: Optional[str] = None

@@ -14,7 +14,9 @@ import hashlib
 import json
 import logging
 import random
+import threading
 import time
+from collections import OrderedDict
 from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 from urllib.parse import unquote
 
@@ -71,6 +73,7 @@ class JsonStore:
         self._validity = max(1, min(sign_validity, jsonsign.MAX_MULTI_VALIDITY))
         self._clock = clock
         self._rng = rng or random.SystemRandom()
+        self._pins = _DownloadPins()
 
     # --- reading ---------------------------------------------------------------------------
 
@@ -135,13 +138,20 @@ class JsonStore:
             return None
         return json_codec.file_info(key, data, True)
 
-    def read_range(self, key: str, start: int, length: int) -> bytes:
+    def read_range(self, key: str, start: int, length: int, etag: Optional[str] = None) -> bytes:
         """A ranged GET on the download host; the transport resumes a body cut short, so the
         answer is whole. The ``?sign=`` is made once per call: it stays valid for
-        ``sign_validity``, longer than the transport retries."""
+        ``sign_validity``, longer than the transport retries.
+
+        ``etag`` is the SHA-1 the JSON API reports, which the download host does not know:
+        the version is pinned by the download's own ETag, learnt from the first answer for
+        that SHA-1 and sent as ``If-Match`` from then on (an answer of another ETag is a 412)."""
         if length <= 0:
             return b""
-        request = self._request("GET", "/" + key, "read", key, self._download, byte_range=(start, start + length - 1))
+        pinned = self._pins.get(key, etag) if etag else None
+        headers = {"If-Match": pinned} if pinned else {}
+        request = self._request("GET", "/" + key, "read", key, self._download, byte_range=(start, start + length - 1),
+                                headers=headers)
         credentials = self.credentials.get()
         if credentials is not None:
             now, rand = self._now_rand()
@@ -149,9 +159,19 @@ class JsonStore:
                 self._bucket.appid, self._bucket.name, credentials.secret_id,
                 credentials.secret_key, now + self._validity, now, rand, "/" + key,
             )))
-        response = self._transport.send(request, lambda _: {}, json_codec.check_download)
+        try:
+            response = self._transport.send(request, lambda _: {}, json_codec.check_download)
+        except CosError as error:
+            if pinned and error.status == 412:
+                self._pins.forget(key, etag)  # the next open learns the new version's ETag (the
+                # reader that saw the 412 never fetches again, so it cannot learn it instead)
+            raise
         if response.status == 416:
             return b""
+        if etag and not self._pins.same(key, etag, response.headers.get("ETag", "")):
+            self._pins.forget(key, etag)  # the next open learns the new version's ETag
+            raise CosError("the object changed since it was opened", status=412, code="PreconditionFailed",
+                           operation="read", key=key)
         if response.status == 200:
             return response.content[start:start + length]
         return response.content[:length]
@@ -493,3 +513,31 @@ class JsonUploadSession:
     def abort(self) -> None:
         """Nothing to send: the JSON API has no abort. COS keeps the slices until it expires
         them, and until then ``begin_upload`` of the same key takes this session over."""
+
+
+class _DownloadPins:
+    """Which download ETag each ``(key, SHA-1)`` read so far had, for the last ``limit`` of them."""
+
+    def __init__(self, limit: int = 4096) -> None:
+        self._limit = limit
+        self._lock = threading.Lock()
+        self._etags: "OrderedDict[Tuple[str, str], str]" = OrderedDict()  # guarded by self._lock
+
+    def get(self, key: str, sha: str) -> Optional[str]:
+        with self._lock:
+            return self._etags.get((key, sha))
+
+    def same(self, key: str, sha: str, etag: str) -> bool:
+        """Whether ``etag`` is the one pinned for ``(key, sha)`` (the first one seen is)."""
+        if not etag:
+            return True  # a download host that sends no ETag cannot be checked
+        with self._lock:
+            pinned = self._etags.setdefault((key, sha), etag)
+            self._etags.move_to_end((key, sha))
+            while len(self._etags) > self._limit:
+                self._etags.popitem(last=False)
+        return pinned == etag
+
+    def forget(self, key: str, sha: str) -> None:
+        with self._lock:
+            self._etags.pop((key, sha), None)

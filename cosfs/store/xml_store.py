@@ -322,11 +322,13 @@ class XmlStore:
         return ObjectInfo(key, len(data), info.mtime_ns, info.etag or hashlib.md5(data).hexdigest(),
                           key.endswith("/"), dict(meta or {}), headers["Content-Type"])
 
-    def read_range(self, key: str, start: int, length: int) -> bytes:
-        """A ranged GET; the transport resumes a body cut short, so the answer is whole."""
+    def read_range(self, key: str, start: int, length: int, etag: Optional[str] = None) -> bytes:
+        """A ranged GET (with ``If-Match`` when ``etag`` is given); the transport resumes a
+        body cut short, so the answer is whole."""
         if length <= 0:
             return b""
-        request = self._request("GET", key, "read", byte_range=(start, start + length - 1))
+        headers = {"If-Match": etag if etag.startswith('"') else f'"{etag}"'} if etag else {}
+        request = self._request("GET", key, "read", byte_range=(start, start + length - 1), headers=headers)
         try:
             response = self._send(request)
         except CosError as error:

@@ -227,12 +227,14 @@ class FakeStore:
         self._call("abort_upload")
         self.uploads.pop(upload_id, None)
 
-    def read_range(self, key: str, start: int, length: int) -> bytes:
+    def read_range(self, key: str, start: int, length: int, etag: Optional[str] = None) -> bytes:
         self._call("read_range")
         with self._lock:
             obj = self.objects.get(key)
         if obj is None:
             raise not_found(key)
+        if etag is not None and etag != obj.etag:
+            raise CosError("the object changed", status=412, code="PreconditionFailed", operation="read", key=key)
         return obj.data[start:start + length]
 
     def set_meta(self, key: str, meta: Metadata, content_type: Optional[str] = None) -> None:

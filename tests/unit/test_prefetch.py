@@ -148,7 +148,7 @@ def test_heads_have_their_own_pool_and_the_connection_pool_holds_both():
     wait for each other; the connection pool holds both"."""
     options = options_from_string("parallel_count=8,parallel_heads=20")
     assert (io_threads(options), options.parallel_heads) == (16, 20)
-    assert connection_pool_size(options) == fuse_threads(options) + 16 + 20
+    assert connection_pool_size(options) == fuse_threads(options) + 16 + 20 + options.parallel_reads
     assert options_from_string("").parallel_heads == 32
     with pytest.raises(Exception, match="parallel_heads"):
         options_from_string("parallel_heads=0")
