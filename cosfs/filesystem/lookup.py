@@ -268,9 +268,7 @@ class Lookup:
     def added(self, path: str, attr: Attr) -> None:
         """``path`` was created through this mount: record it, and in its parent's cached
         listing, so looking up its siblings still costs no request."""
-        self._remember(path, attr)
-        self.fetches.forget(path)
-        self.stats.put(path, attr)
+        self.learn(path, attr)
         self._edit_listing(path, attr.kind)
         if attr.kind == "dir":
             self.listings.put(path, Listing({}))

@@ -8,7 +8,7 @@ every lookup here ignores namespaces. List responses are requested with
 
 from __future__ import annotations
 
-import calendar
+import datetime
 import functools
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
@@ -57,18 +57,11 @@ def iso_to_ns(text: str) -> int:
 @functools.lru_cache(maxsize=1024)
 def _utc_seconds(whole: str) -> int:
     """``2024-01-01T00:00:00`` to seconds since the epoch. A list page holds a thousand of
-    them, often the same second many times; ``strptime`` was a tenth of a remounted listing."""
-    if len(whole) != 19 or whole[4] != "-" or whole[7] != "-" or whole[10] != "T" or whole[13] != ":" \
-            or whole[16] != ":":
+    them, often the same second many times; ``strptime`` was a tenth of a remounted listing.
+    Only that exact form is accepted (``fromisoformat`` alone takes others too)."""
+    if len(whole) != 19 or whole[10] != "T" or not whole.isascii():
         raise ValueError(whole)
-    fields = (whole[0:4], whole[5:7], whole[8:10], whole[11:13], whole[14:16], whole[17:19])
-    if not all(field.isascii() and field.isdigit() for field in fields):
-        raise ValueError(whole)
-    year, month, day, hour, minute, second = (int(field) for field in fields)
-    if not (1 <= month <= 12 and 1 <= day <= calendar.monthrange(year, month)[1] and hour < 24 and minute < 60
-            and second < 61):
-        raise ValueError(whole)
-    return calendar.timegm((year, month, day, hour, minute, second, 0, 0, 0))
+    return int(datetime.datetime.fromisoformat(whole).replace(tzinfo=datetime.timezone.utc).timestamp())
 
 
 def http_date_to_ns(text: str) -> int:
