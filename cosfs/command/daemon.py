@@ -17,9 +17,11 @@ import os
 import select
 import socket
 import sys
+import threading
 import time
 from typing import Callable, Sequence
 
+from cosfs.command.kernel_readahead import set_read_ahead
 from cosfs.command.log import setup_logging
 from cosfs.command.metrics import MetricsServer
 from cosfs.command.mount import build_filesystem, run_mount
@@ -70,6 +72,9 @@ def _serve(args: argparse.Namespace, options: Options, bucket: str, prefix: str,
 
     def mounted() -> None:
         live.append(True)
+        # After init returns: the kernel holds every request on the mount until it does.
+        threading.Thread(target=set_read_ahead, args=(mountpoint, options.read_ahead_kb),
+                         name="cosfs-readahead", daemon=True).start()
         status.start()
         log.info("%s is mounted on %s", fsname, mountpoint)
         notify_systemd(f"READY=1\nSTATUS=serving {fsname} on {mountpoint}")

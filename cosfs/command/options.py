@@ -105,6 +105,9 @@ class Options:
         8, _number(int, 1, 256), "concurrent ranged GETs fetching ahead for sequential readers, in their own pool")
     max_readahead_mb: int = _option(
         64, _number(int, 0, 4096), "MB a sequential reader fetches ahead at most (starts at 2 MB, doubles; 0: off)")
+    read_ahead_kb: int = _option(
+        1024, _number(int, 0, 65536),
+        "KiB the kernel reads ahead on this mount (root only; 0: the kernel's default, 128)")
     max_read_buffers_mb: int = _option(
         256, _number(int, 0, 65536), "MB of read buffers all open files share; beyond it readahead shrinks")
     no_check_certificate: bool = _option(False, _bool, "do not verify the server's TLS certificate (unsafe)")
