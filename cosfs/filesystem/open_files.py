@@ -22,6 +22,11 @@ The write contract (SEMANTICS.md), enforced here and nowhere else:
   reaches COS with the last close if nothing is ever written.
 - A new file lives only here until its first upload: a failed upload leaves no empty
   object behind (COSFS creates one at open), and the name leaves the directory at once.
+- A write into an existing object, where the store can copy parts, stages only the bytes
+  written (``cosfs.data.sparse.SparseFile``) and downloads nothing; its upload
+  (``cosfs.data.rebuild``) copies the unchanged parts from the object pinned to the ETag it
+  was based on, so it too sends only a complete version, or fails (ESTALE) if the object
+  changed meanwhile. Its reads may fetch the object's bytes: they run without the file's lock.
 
 Versions: every change made through a handle bumps ``FileNode.version`` and stamps the
 handle; ``stored_version`` is the version COS holds. So "this handle changed something not
