@@ -133,11 +133,15 @@ class SparseFile:
 
     def journal(self, **changes: Any) -> None:
         """Change fields of the journal record; the layout goes with every change."""
+        reader = None
         with self._lock:
-            if "key" in changes:
+            if "key" in changes and changes["key"] != self._key:
                 self._key = changes["key"]
+                reader, self._reader = self._reader, None  # it reads the old name
             layout = dict(sparse=True, extents=self._extents.to_list(), size=self._size,
                           base_size=self._base_size, base_kept=self._base_kept)
+        if reader is not None:
+            reader.close()
         self._staged.journal(**changes, **layout)
 
     def _journal_layout(self) -> None:

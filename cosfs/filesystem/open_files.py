@@ -566,6 +566,11 @@ class OpenFiles:
                 moved.append(node)
         for node in moved:
             with node.lock:
+                if isinstance(node.staged, SparseFile) and not node.dirty:
+                    # stored before the rename: its base was the old name's object; reads now
+                    # go to the new name like any clean file's
+                    node.staged.discard(force=True)
+                    node.staged = None
                 if node.staged is not None:
                     node.staged.journal(key=node.key)
 

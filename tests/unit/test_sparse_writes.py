@@ -116,3 +116,14 @@ def test_an_object_changed_behind_our_back_fails_the_flush_and_is_not_mixed(fs, 
     record = journal.read_record(next(fs.files.staging.directory.glob("*" + journal.RECORD_SUFFIX)))
     assert record.sparse and record.extents == [[10, 14]] and record.size == 4 * MiB
     assert record.state == journal.FAILED
+
+
+def test_a_file_appended_to_and_renamed_while_open_reads_its_new_version(fs, store):
+    old = existing(store, "a", 3 * MiB)
+    fh = fs.open("/a", os.O_RDWR)
+    fs.write(fh, b"end", 3 * MiB)
+    fs.rename("/a", "/b")
+    assert fs.read(fh, 3 * MiB + 10, 0) == old + b"end"
+    fs.write(fh, b"more", 3 * MiB + 3)
+    fs.release(fh)
+    assert store.objects["b"].data == old + b"endmore" and "a" not in store.objects
