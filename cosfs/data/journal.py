@@ -3,7 +3,8 @@
 Every staging file (``NAME.staged``) has a small record beside it (``NAME.record``, JSON)
 naming the bucket and key it belongs to, the object's ETag when the staged copy was taken
 (``base_etag``; ``None`` when there was no object), the metadata to store it with, the
-upload session begun for it, and its state:
+upload session begun for it, whether it is a sparse copy (only the bytes written, with
+their ranges and the new size: ``Record.sparse``), and its state:
 
 - ``writing``: open and being changed; the data is not a complete version yet;
 - ``closed``: the writer is done; the data is a complete version waiting to be stored;
@@ -68,6 +69,15 @@ class Record:
     #: that began after it are ours, even if the crash came before ``upload_id`` was written.
     upload_started: Optional[float] = None
     created: float = field(default_factory=time.time)
+    #: A sparse staging file (``cosfs.data.sparse``): the data file holds only the ranges in
+    #: ``extents`` (``[start, end)`` pairs, at their own offsets); the other bytes of the
+    #: ``size`` bytes are the first ``base_kept`` bytes of the object with ETag ``base_etag``
+    #: (``base_size`` bytes long), then zeros. Older records lack these: whole copies.
+    sparse: bool = False
+    extents: List[List[int]] = field(default_factory=list)
+    size: Optional[int] = None
+    base_size: Optional[int] = None
+    base_kept: Optional[int] = None
 
     def __post_init__(self) -> None:
         if self.state not in STATES:

@@ -11,6 +11,13 @@ Run by ``cosfs`` before it mounts a bucket, and by ``cosfs recover``. Every jour
 - ``writing`` (the file was open for writing when cosfs stopped): the data is not a
   version anyone finished, so it is never published over COS's copy: lost+found.
 
+A *sparse* record (``Record.sparse``: only the bytes written were staged, see
+``cosfs.data.sparse``) is stored by the same rebuild a flush uses (``cosfs.data.rebuild``:
+unchanged parts copied from the object it changes, pinned to its ETag), which needs the
+object to still have the base ETag. Where it goes to lost+found instead, its layout (written
+ranges, new size, base ETag) is saved beside the data as ``NAME.extents.json``: the data
+file alone holds the written bytes at their offsets and holes elsewhere.
+
 A pending metadata change (a ``.meta`` record: a chmod, chown or utimens held for a moment
 after an upload) is applied if the object still has the ETag the change was based on, and
 dropped with a log line if it is gone or changed since (someone else wrote it).
@@ -23,6 +30,7 @@ parts. Nothing is deleted without a log line; lost+found is
 
 from __future__ import annotations
 
+import json
 import logging
 import shutil
 import time
@@ -30,8 +38,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, List, Optional, Union
 
-from cosfs.data import journal
+from cosfs.data import journal, rebuild
 from cosfs.data.journal import AbandonedDirectory, MetaRecord, Record
+from cosfs.data.sparse import Layout
 from cosfs.data.uploader import Uploader
 from cosfs.store.interface import Store
 from cosfs.wire.errors import CosError, CosfsError
@@ -160,6 +169,8 @@ class Recovery:
 
     def _resolve(self, record: Record, record_file: Path, data_file: Path) -> Resolution:
         size = data_file.stat().st_size if data_file.exists() else 0
+        if record.sparse:
+            size = record.size or 0
         self._abort_sessions(record)
         if not data_file.exists():
             record_file.unlink(missing_ok=True)
@@ -175,7 +186,7 @@ class Recovery:
         current = self.store.stat(record.key)
         current_etag = current.etag if current is not None else None
         if current_etag != record.base_etag:
-            if current is not None and current.size == size and self._holds(record.key, data_file, size):
+            if current is not None and current.size == size and self._holds(record, data_file, size):
                 self._delete(record_file, data_file)  # the upload completed; the crash came before its record
                 return Resolution(record.bucket, record.key, size, DROPPED, "COS already holds this version")
             return self._to_lost_and_found(record, record_file, data_file, size,
@@ -184,8 +195,12 @@ class Recovery:
         # crashed one over and finishes it, so none is left behind.
         take_over = bool(record.upload_id) and not self.store.limits.abortable_uploads
         try:
-            self.uploader.upload(record.key, _FileSource(data_file), record.meta, record.content_type,
-                                 multipart=True if take_over else None)
+            if record.sparse:
+                rebuild.store_version(self.uploader, self.store, Layout.of_record(record),
+                                      _FileSource(data_file).read_range, record.meta, record.content_type)
+            else:
+                self.uploader.upload(record.key, _FileSource(data_file), record.meta, record.content_type,
+                                     multipart=True if take_over else None)
         except CosError as error:
             if error.transient:
                 return Resolution(record.bucket, record.key, size, KEPT,
@@ -194,14 +209,18 @@ class Recovery:
         self._delete(record_file, data_file)
         return Resolution(record.bucket, record.key, size, UPLOADED, "stored in COS")
 
-    def _holds(self, key: str, data_file: Path, size: int) -> bool:
-        """Whether the object ``key`` in COS has exactly the bytes of ``data_file`` (read back in
-        chunks: the ETag of a multipart upload cannot be checked without its part size)."""
+    def _holds(self, record: Record, data_file: Path, size: int) -> bool:
+        """Whether the object in COS has exactly the bytes of ``data_file`` (read back in
+        chunks: the ETag of a multipart upload cannot be checked without its part size); of
+        a sparse record, the bytes written (the rest came from the object it changed)."""
+        ranges = Layout.of_record(record).extents if record.sparse else [(0, size)]
         with open(data_file, "rb") as local:
-            for start in range(0, size, COMPARE_CHUNK):
-                length = min(COMPARE_CHUNK, size - start)
-                if self.store.read_range(key, start, length) != local.read(length):
-                    return False
+            for first, last in ranges:
+                for start in range(first, last, COMPARE_CHUNK):
+                    length = min(COMPARE_CHUNK, last - start)
+                    local.seek(start)
+                    if self.store.read_range(record.key, start, length) != local.read(length):
+                        return False
         return True
 
     def _abort_sessions(self, record: Record) -> None:
@@ -229,6 +248,17 @@ class Recovery:
                            reason: str) -> Resolution:
         target = self._place(record.key)
         shutil.move(str(data_file), target)
+        if record.sparse:
+            beside = target.with_name(target.name + ".extents.json")
+            beside.write_text(json.dumps({
+                "key": record.key, "size": record.size, "extents": record.extents,
+                "base_etag": record.base_etag, "base_size": record.base_size, "base_kept": record.base_kept,
+                "note": "the data file holds only the written ranges (extents, [start, end) at their own "
+                        "offsets); the other bytes were the object's with ETag base_etag below base_kept, "
+                        "zeros above" + ("; a file still open for writing may have more ranges than these"
+                                         if record.state == journal.WRITING else ""),
+            }, indent=1, sort_keys=True))
+            reason += f"; its written ranges are in {beside.name}"
         record_file.unlink(missing_ok=True)
         return Resolution(record.bucket, record.key, size, LOST_AND_FOUND, reason, target)
 

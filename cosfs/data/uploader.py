@@ -3,12 +3,15 @@
 ``Uploader`` sends one PUT, or a multipart upload that is aborted on any failure, so the
 object in COS is always either the old one or the complete new one. It only asks its
 source for byte ranges (``ByteSource``; ``cosfs.data.staging.StagedFile`` is one), so a
-streaming producer can feed ``MultipartUpload`` later.
+streaming producer can feed ``MultipartUpload`` later. A ``PartCopies`` names the parts COS
+can copy from the object being replaced instead (``cosfs.data.rebuild``): those are sent as
+Upload Part - Copy, pinned to the old object's ETag, and never read from the source.
 """
 
 from __future__ import annotations
 
 import errno
+import functools
 import logging
 import threading
 import time
@@ -48,6 +51,16 @@ class ByteSource(Protocol):
     def read_range(self, start: int, end: int) -> bytes: ...
 
 
+@dataclass(frozen=True)
+class PartCopies:
+    """Parts to copy server-side from ``key`` at version ``etag``: a part ``[start, end)`` is
+    copied when ``copyable(start, end)`` says its bytes are that object's same bytes."""
+
+    key: str
+    etag: str
+    copyable: Callable[[int, int], bool]
+
+
 class MultipartUpload:
     """Sends the parts of one begun upload session, then completes it, or aborts it.
 
@@ -67,13 +80,15 @@ class MultipartUpload:
         self._futures: List[Future] = []  # guarded by self._lock
         self._error: Optional[BaseException] = None  # guarded by self._lock
 
-    def send(self, number: int, start: int, end: int) -> None:
-        """Queue part ``number``: bytes [start, end) of the source."""
+    def send(self, number: int, start: int, end: int, copy: Optional[PartCopies] = None) -> None:
+        """Queue part ``number``: bytes [start, end) of the source, or, with ``copy``, the same
+        bytes of the object it names, copied server-side."""
         self._raise_failure()
         self._slots.acquire()
         try:
             self._raise_failure()
-            future = self._executor.submit(self._put, number, start, end)
+            work = self._put if copy is None else functools.partial(self._copy, copy)
+            future = self._executor.submit(work, number, start, end)
         except BaseException:
             self._slots.release()
             raise
@@ -120,6 +135,11 @@ class MultipartUpload:
         self._on_stored(end - start)
         return part
 
+    def _copy(self, copy: PartCopies, number: int, start: int, end: int) -> PartInfo:
+        part = self.session.copy_part(number, copy.key, start, end - 1, if_match=copy.etag)
+        self._on_stored(end - start)
+        return part
+
     def _done(self, future: Future) -> None:
         """Record a failure before freeing the slot, so the next ``send`` sees it."""
         if not future.cancelled() and future.exception() is not None:
@@ -161,13 +181,14 @@ class Uploader:
     def upload(self, key: str, staged: ByteSource, meta: Optional[Metadata] = None,
                content_type: Optional[str] = None,
                on_session: Optional[Callable[[Optional[str]], None]] = None,
-               multipart: Optional[bool] = None) -> ObjectInfo:
+               multipart: Optional[bool] = None, copies: Optional[PartCopies] = None) -> ObjectInfo:
         """Store bytes [0, staged.size) as ``key``. On failure the previous object is
         untouched, the error is raised, and ``staged`` is left as it was.
 
         ``on_session`` hears the upload id as soon as a multipart session is begun, and
         ``None`` once it is completed or aborted, so a journal can name every session a crash
-        might leave behind. ``multipart`` forces the choice the size would make (``None``)."""
+        might leave behind. ``multipart`` forces the choice the size would make (``None``).
+        ``copies`` (only where the store can copy parts) names the parts to copy server-side."""
         size = staged.size
         started = time.monotonic()
         limits = self._store.limits
@@ -182,7 +203,8 @@ class Uploader:
                 tracked.add(size)
                 parts = 1
             else:
-                info, parts = self._multipart(key, staged, size, meta, content_type, on_session, tracked.add)
+                info, parts = self._multipart(key, staged, size, meta, content_type, on_session, tracked.add,
+                                              copies if limits.part_copy else None)
         except BaseException as error:
             log.warning("upload of %r (%d bytes) failed after %.1f s: %s",
                         key, size, time.monotonic() - started, error)
@@ -194,7 +216,7 @@ class Uploader:
 
     def _multipart(self, key: str, staged: ByteSource, size: int, meta: Optional[Metadata],
                    content_type: Optional[str], on_session: Optional[Callable[[Optional[str]], None]],
-                   on_stored: Callable[[int], None]) -> Tuple[ObjectInfo, int]:
+                   on_stored: Callable[[int], None], copies: Optional[PartCopies]) -> Tuple[ObjectInfo, int]:
         limits = self._store.limits
         plan = plan_parts(size, limits, self.policy.part_size)
         session = self._store.begin_upload(key, size, meta, content_type, plan.part_size)
@@ -207,12 +229,18 @@ class Uploader:
             if count > limits.max_parts:
                 raise CosfsError(f"upload of {key!r} needs {count} parts of {part_size} bytes, more "
                                  f"than the {limits.max_parts} COS allows", errno.EFBIG)
+            copied = 0
             for index in range(count):
-                upload.send(index + 1, index * part_size, min(size, (index + 1) * part_size))
+                start, end = index * part_size, min(size, (index + 1) * part_size)
+                copy = copies if copies is not None and copies.copyable(start, end) else None
+                copied += copy is not None
+                upload.send(index + 1, start, end, copy)
             info = upload.finish()
         except BaseException:
             if upload.abort():
                 announce(None)  # else the journal keeps the id: the next mount aborts it
             raise
         announce(None)
+        if copied:
+            log.debug("upload of %r: %d of %d parts copied server-side", key, copied, count)
         return info, count

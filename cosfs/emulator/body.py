@@ -34,6 +34,8 @@ class BodyReader:
         self._aws_chunked = "aws-chunked" in headers.get("content-encoding", "").lower()
         self._drop_at = self._remaining // 2 if drop_half_way and self._remaining > 1 else None
         self._read = 0
+        #: Body bytes read off the connection, framing excluded (the admin byte counters).
+        self.received = 0
         self._done = not self._chunked and self._remaining == 0
         self._started = False
 
@@ -60,6 +62,7 @@ class BodyReader:
             raise BadBody("the body ended before Content-Length")
         self._remaining -= len(data)
         self._read += len(data)
+        self.received += len(data)
         self._faults.throttle(len(data))
         return data
 
@@ -79,6 +82,7 @@ class BodyReader:
                 if not data:
                     raise BadBody("truncated chunk")
                 size -= len(data)
+                self.received += len(data)
                 self._faults.throttle(len(data))
                 yield data
             self._rfile.readline(8)

@@ -47,7 +47,7 @@ addressing (XML API):
 JSON API:         http://127.0.0.1:PORT/files/v2/<appid>/<bucket>/<path>
 signatures:       COS q-sign, AWS SigV4 (header and presigned), JSON API multi/once signatures
 admin endpoint (never a bucket):
-  GET  /-/admin/stats        request counters per operation (JSON)
+  GET  /-/admin/stats        request counters per operation, and body bytes in and out (JSON)
   POST /-/admin/stats/reset  zero the counters
   GET  /-/admin/faults       current fault settings
   POST /-/admin/faults       change them: {"fail_rate": 0.1, "reset_rate": 0, "latency_ms": 0,

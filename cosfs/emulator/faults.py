@@ -63,6 +63,7 @@ class FaultInjector:
         self._lock = threading.Lock()
         self._unstalled = threading.Condition(self._lock)
         self._counts: Counter = Counter()
+        self._bytes: Counter = Counter()  # "in" (request bodies), "out" (response bodies)
         self.configure(settings or FaultSettings())
 
     def configure(self, settings: FaultSettings) -> None:
@@ -134,6 +135,16 @@ class FaultInjector:
         with self._lock:
             self._counts[operation] += 1
 
+    def count_bytes(self, received: int, sent: int) -> None:
+        """Body bytes of one request and of its answer (headers and chunk framing excluded)."""
+        with self._lock:
+            self._bytes["in"] += received
+            self._bytes["out"] += sent
+
+    def byte_counts(self) -> Dict[str, int]:
+        with self._lock:
+            return {"in": self._bytes["in"], "out": self._bytes["out"]}
+
     def counts(self) -> Dict[str, int]:
         with self._lock:
             return dict(self._counts)
@@ -141,3 +152,4 @@ class FaultInjector:
     def reset_counts(self) -> None:
         with self._lock:
             self._counts.clear()
+            self._bytes.clear()

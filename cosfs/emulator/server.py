@@ -145,10 +145,10 @@ class EmulatorApp:
         what = request.raw_path[len(ADMIN_PREFIX):].rstrip("/")
         if what == "stats" and request.method == "GET":
             counts = self.faults.counts()
-            return json_ok({"requests": counts, "total": sum(counts.values())})
+            return json_ok({"requests": counts, "total": sum(counts.values()), "bytes": self.faults.byte_counts()})
         if what == "stats/reset" and request.method == "POST":
             self.faults.reset_counts()
-            return json_ok({"requests": {}, "total": 0})
+            return json_ok({"requests": {}, "total": 0, "bytes": self.faults.byte_counts()})
         if what == "faults" and request.method in ("GET", "POST"):
             if request.method == "POST":
                 try:
@@ -248,6 +248,9 @@ class RequestHandler(BaseHTTPRequestHandler):
             log.exception("unhandled error for %s %s", self.command, raw_path)
             response = error_response(EmulatorError(500, "InternalError", "We encountered an internal error."), request)
             self.close_connection = True
+        if not admin:  # counted before the answer goes out: a client that has it sees the count
+            bodiless = self.command == "HEAD" or response.status in (204, 304)
+            faults.count_bytes(body.received, 0 if bodiless else response.length)
         self._send(request, response, reset and response.length > 1)
 
     def _send(self, request: EmuRequest, response: EmuResponse, drop_half_way: bool) -> None:

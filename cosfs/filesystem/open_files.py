@@ -22,6 +22,11 @@ The write contract (SEMANTICS.md), enforced here and nowhere else:
   reaches COS with the last close if nothing is ever written.
 - A new file lives only here until its first upload: a failed upload leaves no empty
   object behind (COSFS creates one at open), and the name leaves the directory at once.
+- A write into an existing object, where the store can copy parts, stages only the bytes
+  written (``cosfs.data.sparse.SparseFile``) and downloads nothing; its upload
+  (``cosfs.data.rebuild``) copies the unchanged parts from the object pinned to the ETag it
+  was based on, so it too sends only a complete version, or fails (ESTALE) if the object
+  changed meanwhile. Its reads may fetch the object's bytes: they run without the file's lock.
 
 Versions: every change made through a handle bumps ``FileNode.version`` and stamps the
 handle; ``stored_version`` is the version COS holds. So "this handle changed something not
@@ -45,10 +50,11 @@ import time
 from collections import OrderedDict
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Callable, Dict, Iterator, List, Optional, Tuple
+from typing import Callable, Dict, Iterator, List, Optional, Tuple, Union
 
-from cosfs.data import journal
+from cosfs.data import journal, rebuild
 from cosfs.data.reader import ObjectReader
+from cosfs.data.sparse import SparseFile
 from cosfs.data.staging import StagedFile, StagingArea
 from cosfs.data.uploader import Uploader
 from cosfs.filesystem.lookup import Lookup
@@ -62,6 +68,10 @@ log = logging.getLogger(__name__)
 
 DOWNLOAD_CHUNK = 8 * 1024 * 1024
 
+#: A file's staged data: a whole copy, or (a write into an existing object where COS can
+#: copy parts) only the bytes written (``SparseFile``).
+Staged = Union[StagedFile, SparseFile]
+
 
 class FileNode:
     """One open path: its attributes, and its data while being written."""
@@ -73,7 +83,7 @@ class FileNode:
         self.refs = 0  # guarded by OpenFiles._lock
         self.attr = attr  # written under self.lock (read without it by attr_of); pending attributes while dirty
         self.exists_remotely = exists_remotely  # guarded by self.lock
-        self.staged: Optional[StagedFile] = None  # guarded by self.lock
+        self.staged: Optional[Staged] = None  # guarded by self.lock
         self.reader: Optional[ObjectReader] = None  # guarded by self.lock
         #: Changes made here (a new file's creation is one); COS holds ``stored_version``.
         self.version = 0 if exists_remotely else 1  # guarded by self.lock
@@ -252,13 +262,16 @@ class OpenFiles:
     def read(self, fh: int, size: int, offset: int) -> bytes:
         node = self.handle(fh).node
         with node.lock:
-            if node.staged is not None:
+            sparse = node.staged if isinstance(node.staged, SparseFile) else None
+            if sparse is None and node.staged is not None:
                 return node.staged.read(offset, size)
-            if node.reader is None:
+            if sparse is None and node.reader is None:
                 node.reader = self.reader_factory(self.store, node.key, node.attr.size, etag=node.attr.etag or None)
             reader = node.reader
             path = node.path
         try:
+            if sparse is not None:  # may read COS: not under the node's lock
+                return sparse.read(offset, size)
             return reader.read(offset, size)
         except CosfsError as error:
             if error.errno == errno.ESTALE:
@@ -320,9 +333,14 @@ class OpenFiles:
         """The ETag of the object a staged copy of ``node`` replaces (``None``: no object)."""
         return (node.attr.etag or "") if node.exists_remotely else None
 
-    def _ensure_staged(self, node: FileNode) -> StagedFile:
-        """The node's staging file, filled with the object's bytes the first time."""
+    def _ensure_staged(self, node: FileNode) -> Staged:
+        """The node's staging file: where COS can copy parts of an object, a sparse one that
+        downloads nothing; else filled with the object's bytes the first time."""
         if node.staged is not None:
+            return node.staged
+        if node.exists_remotely and node.attr.size and node.attr.etag and self.store.limits.part_copy:
+            node.staged = SparseFile(self.staging.create(node.key, node.attr.etag), node.attr.size,
+                                     lambda key, size, etag: self.reader_factory(self.store, key, size, etag=etag))
             return node.staged
         staged = self.staging.create(node.key, self._base_etag(node))
         try:
@@ -430,9 +448,15 @@ class OpenFiles:
         staged.journal(state=journal.CLOSED, meta=dict(meta), content_type=attr.content_type,
                        upload_started=time.time())
         held = self.pending.take(node.path)  # its attributes are in node.attr: the upload carries them
+        def on_session(upload_id: Optional[str]) -> None:
+            staged.journal(upload_id=upload_id)
+
         try:
-            info = self.uploader.upload(node.key, staged, meta, attr.content_type,
-                                        on_session=lambda upload_id: staged.journal(upload_id=upload_id))
+            if isinstance(staged, SparseFile):
+                info = rebuild.store_version(self.uploader, self.store, staged.layout(), staged.read_local,
+                                             meta, attr.content_type, on_session)
+            else:
+                info = self.uploader.upload(node.key, staged, meta, attr.content_type, on_session=on_session)
         except CosfsError as error:
             if held is not None:
                 self.pending.restore(held)
@@ -448,6 +472,8 @@ class OpenFiles:
         node.exists_remotely = True
         node.attr = dataclasses.replace(attr, size=staged.size, etag=info.etag, meta=meta)
         staged.journal(state=journal.STORED, base_etag=info.etag or "", upload_started=None)
+        if isinstance(staged, SparseFile):
+            staged.rebase(info.etag or "")
         if held is not None:
             self.pending.finished(held)
         self.pending.stored(node.path, info.etag)
@@ -540,6 +566,11 @@ class OpenFiles:
                 moved.append(node)
         for node in moved:
             with node.lock:
+                if isinstance(node.staged, SparseFile) and not node.dirty:
+                    # stored before the rename: its base was the old name's object; reads now
+                    # go to the new name like any clean file's
+                    node.staged.discard(force=True)
+                    node.staged = None
                 if node.staged is not None:
                     node.staged.journal(key=node.key)
 

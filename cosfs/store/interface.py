@@ -103,8 +103,11 @@ class UploadSession(Protocol):
     def put_part(self, number: int, data: bytes) -> PartInfo:
         """Store part ``number`` (from 1); storing the same number again replaces it."""
 
-    def copy_part(self, number: int, source_key: str, start: int, end: int) -> PartInfo:
-        """Fill part ``number`` with bytes ``start..end`` (inclusive) of ``source_key``, server-side."""
+    def copy_part(self, number: int, source_key: str, start: int, end: int,
+                  if_match: Optional[str] = None) -> PartInfo:
+        """Fill part ``number`` with bytes ``start..end`` (inclusive) of ``source_key``, server-side;
+        with ``if_match`` (an ETag as ``stat`` reports it), only from that version of the source:
+        another one fails with status 412 (ESTALE) instead of mixing versions in one object."""
 
     def list_parts(self) -> Sequence[PartInfo]:
         """The parts COS holds for this session, in order: what a resumed upload can skip."""

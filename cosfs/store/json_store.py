@@ -462,7 +462,8 @@ class JsonUploadSession:
             self._store._slice_data(self.key, self.upload_id, offset, data)
         return PartInfo(number, len(data))
 
-    def copy_part(self, number: int, source_key: str, start: int, end: int) -> PartInfo:
+    def copy_part(self, number: int, source_key: str, start: int, end: int,
+                  if_match: Optional[str] = None) -> PartInfo:
         raise CosError(
             "the JSON API cannot copy part of an object server-side",
             operation="copy_part", key=self.key, errno_value=errno.ENOTSUP,

@@ -397,11 +397,14 @@ class XmlUploadSession:
         etag = xml_codec.strip_etag(response.headers.get("ETag", "")) or hashlib.md5(data).hexdigest()
         return PartInfo(number, len(data), etag)
 
-    def copy_part(self, number: int, source_key: str, start: int, end: int) -> PartInfo:
+    def copy_part(self, number: int, source_key: str, start: int, end: int,
+                  if_match: Optional[str] = None) -> PartInfo:
         headers = {
             "x-cos-copy-source": self.store._copy_source(source_key),
             "x-cos-copy-source-range": f"bytes={start}-{end}",
         }
+        if if_match:
+            headers["x-cos-copy-source-If-Match"] = if_match if if_match.startswith('"') else f'"{if_match}"'
         response = self.store._send(self._part_request(number, "copy_part", headers=headers))
         return PartInfo(number, end - start + 1, xml_codec.parse_etag_result(response.content))
 

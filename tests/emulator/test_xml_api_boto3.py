@@ -127,6 +127,29 @@ def test_copy_with_replace_and_upload_part_copy(emulator):
     assert client.get_object(Bucket=bucket, Key="pc")["Body"].read() == b"pay"
 
 
+def test_upload_part_copy_honours_copy_source_if_match(emulator):
+    """cosfs pins every part it copies from the object a sparse write changes to that object's
+    ETag (``x-cos-copy-source-If-Match``): a source changed meanwhile must fail the part with
+    412, never copy bytes of another version."""
+    client, bucket = s3(emulator), emulator.bucket
+    etag = client.put_object(Bucket=bucket, Key="base", Body=b"0123456789")["ETag"]
+    source = {"Bucket": bucket, "Key": "base"}
+    upload_id = client.create_multipart_upload(Bucket=bucket, Key="new")["UploadId"]
+    part = client.upload_part_copy(Bucket=bucket, Key="new", UploadId=upload_id, PartNumber=1, CopySource=source,
+                                   CopySourceRange="bytes=2-5", CopySourceIfMatch=etag)
+    client.put_object(Bucket=bucket, Key="base", Body=b"another version")
+    with pytest.raises(ClientError) as refused:
+        client.upload_part_copy(Bucket=bucket, Key="new", UploadId=upload_id, PartNumber=2, CopySource=source,
+                                CopySourceRange="bytes=0-3", CopySourceIfMatch=etag)
+    assert refused.value.response["ResponseMetadata"]["HTTPStatusCode"] == 412
+    assert refused.value.response["Error"]["Code"] == "PreconditionFailed"
+    listed = client.list_parts(Bucket=bucket, Key="new", UploadId=upload_id)["Parts"]
+    assert [p["PartNumber"] for p in listed] == [1], "the refused part was not stored"
+    client.complete_multipart_upload(Bucket=bucket, Key="new", UploadId=upload_id, MultipartUpload={
+        "Parts": [{"PartNumber": 1, "ETag": part["CopyPartResult"]["ETag"]}]})
+    assert client.get_object(Bucket=bucket, Key="new")["Body"].read() == b"2345"
+
+
 def test_delete_object_and_delete_objects(emulator):
     client, bucket = s3(emulator), emulator.bucket
     for key in ("a", "b", "c"):

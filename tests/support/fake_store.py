@@ -56,12 +56,18 @@ class FakeUpload:
         self.parts[number] = bytes(data)
         return PartInfo(number, len(data), hashlib.md5(data).hexdigest())
 
-    def copy_part(self, number: int, source_key: str, start: int, end: int) -> PartInfo:
+    def copy_part(self, number: int, source_key: str, start: int, end: int,
+                  if_match: Optional[str] = None) -> PartInfo:
         self.store._call("copy_part")
         source = self.store.objects.get(source_key)
         if source is None:
             raise not_found(source_key)
-        return self.put_part(number, source.data[start:end + 1])
+        if if_match is not None and if_match != source.etag:
+            raise CosError("the copy source changed", status=412, code="PreconditionFailed",
+                           operation="copy_part", key=source_key)
+        data = source.data[start:end + 1]
+        self.parts[number] = data
+        return PartInfo(number, len(data), hashlib.md5(data).hexdigest())
 
     def list_parts(self) -> Sequence[PartInfo]:
         self.store._call("list_parts")

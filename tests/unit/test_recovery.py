@@ -14,6 +14,7 @@ import pytest
 
 from cosfs.data import journal
 from cosfs.data.recovery import DROPPED, KEPT, LOST_AND_FOUND, UPLOADED, Recovery, pending
+from cosfs.data.sparse import SparseFile
 from cosfs.data.staging import StagingArea
 from cosfs.data.uploader import Uploader, UploadPolicy
 from cosfs.wire.errors import CosError
@@ -210,4 +211,63 @@ def test_records_are_json_with_the_documented_fields(tmp_path):
     staged = area.create("k", None)
     fields = json.loads(staged.record_path.read_text())
     assert set(fields) == {"bucket", "key", "base_etag", "state", "meta", "content_type", "upload_id",
-                           "upload_started", "created"}
+                           "upload_started", "created", "sparse", "extents", "size", "base_size", "base_kept"}
+
+
+def stage_sparse(area: StagingArea, store: FakeStore, key: str, state: str):
+    """A sparse staging file over ``key`` in ``store``: "XY" written at 10, "END" appended."""
+    base = store.objects[key]
+    sparse = SparseFile(area.create(key, base.etag), len(base.data), lambda *args: None)
+    sparse.write(10, b"XY")
+    sparse.write(len(base.data), b"END")
+    sparse.journal(state=state, meta={"mode": "33188"})
+    return base.data[:10] + b"XY" + base.data[12:] + b"END"
+
+
+def test_a_closed_sparse_record_is_rebuilt_with_part_copies_when_the_object_is_unchanged(root, store):
+    store.put_raw("big", bytes(range(40)))
+    expected = stage_sparse(crashed_area(root), store, "big", journal.CLOSED)
+    [resolution] = recover(root, store)
+    assert (resolution.outcome, resolution.size) == (UPLOADED, len(expected))
+    assert store.objects["big"].data == expected
+    assert store.calls["copy_part"] >= 4, "the parts nothing was written to were copied server-side"
+    assert list(root.rglob("*.staged")) == []
+
+
+def test_a_sparse_record_whose_object_changed_goes_to_lost_and_found_with_its_ranges(root, store):
+    store.put_raw("big", bytes(range(40)))
+    stage_sparse(crashed_area(root), store, "big", journal.FAILED)
+    store.put_raw("big", b"someone else's version")
+    [resolution] = recover(root, store)
+    assert resolution.outcome == LOST_AND_FOUND
+    assert store.objects["big"].data == b"someone else's version"
+    layout = json.loads(resolution.where.with_name(resolution.where.name + ".extents.json").read_text())
+    assert layout["extents"] == [[10, 12], [40, 43]] and layout["size"] == 43
+    data = resolution.where.read_bytes()
+    assert data[10:12] == b"XY" and data[40:43] == b"END"
+
+
+def test_a_writing_sparse_record_goes_to_lost_and_found_with_its_ranges(root, store):
+    store.put_raw("big", bytes(range(40)))
+    stage_sparse(crashed_area(root), store, "big", journal.WRITING)
+    [resolution] = recover(root, store)
+    assert resolution.outcome == LOST_AND_FOUND
+    assert store.objects["big"].data == bytes(range(40)), "an unfinished version is never published"
+    assert resolution.where.with_name(resolution.where.name + ".extents.json").exists()
+
+
+def test_a_sparse_record_whose_upload_completed_before_the_crash_is_dropped(root, store):
+    store.put_raw("big", bytes(range(40)))
+    expected = stage_sparse(crashed_area(root), store, "big", journal.CLOSED)
+    store.put_raw("big", expected)  # the upload completed; its "stored" record was not written
+    [resolution] = recover(root, store)
+    assert resolution.outcome == DROPPED
+    assert store.objects["big"].data == expected
+
+
+def test_an_old_record_without_the_sparse_fields_still_loads(tmp_path):
+    path = tmp_path / "x.record"
+    path.write_text(json.dumps({"bucket": BUCKET, "key": "k", "base_etag": None, "state": "closed", "meta": {},
+                                "content_type": None, "upload_id": None, "upload_started": None, "created": 1.0}))
+    record = journal.read_record(path)
+    assert not record.sparse and record.extents == [] and record.size is None

@@ -6,13 +6,17 @@ cosfs itself.
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import os
 
 import pytest
 
+from cosfs.command.mount import build_filesystem
+from cosfs.command.options import options_from_string
 from cosfs.data import journal
 from cosfs.wire.errors import CosError, CosfsError
+from tests.support.fake_store import FAKE_LIMITS, FakeStore
 from tests.unit.test_fs import clock, errno_of, fs, store, write_file  # noqa: F401 (fixtures)
 
 SHELL, CHILD = 100, 200
@@ -48,7 +52,11 @@ def test_a_failed_write_poisons_every_later_close_until_truncated(fs, store):
     assert store.objects["f"].data == b"new"
 
 
-def test_a_failed_download_for_a_partial_write_poisons_too(fs, store):
+def test_a_failed_download_for_a_partial_write_poisons_too(clock, tmp_path):
+    """Where parts cannot be copied (JSON), a partial write downloads the object first."""
+    store = FakeStore(dataclasses.replace(FAKE_LIMITS, part_copy=False))
+    options = options_from_string(f"cache_dir={tmp_path / 'staging'},ensure_diskfree=0")
+    fs = build_filesystem(store, options, "", "bucket-1250000000", clock=clock, ttl_clock=clock)
     write_file(fs, "/f", b"0123456789")
     fh = fs.open("/f", os.O_WRONLY)
     store.fail("read_range", CosError("reset", code="ConnectionError"))
@@ -57,6 +65,22 @@ def test_a_failed_download_for_a_partial_write_poisons_too(fs, store):
     assert errno_of(fs.flush, fh) == errno.EIO
     fs.release(fh)
     assert store.objects["f"].data == b"0123456789"
+
+
+def test_a_failed_read_of_old_bytes_at_a_sparse_flush_keeps_the_data_and_the_object(fs, store):
+    """A sparse write downloads nothing; the flush needs the old bytes around it, and when
+    they cannot be read the close fails, COS keeps the old object, and the data is kept."""
+    write_file(fs, "/f", b"0123456789")
+    fh = fs.open("/f", os.O_WRONLY)
+    reads = store.calls["read_range"]
+    fs.write(fh, b"X", 5)
+    assert store.calls["read_range"] == reads, "a write into an existing object downloads nothing"
+    store.fail("read_range", CosError("reset", code="ConnectionError"))
+    assert errno_of(fs.flush, fh) == errno.EIO
+    assert store.objects["f"].data == b"0123456789"
+    fs.flush(fh)  # the next try reads the old bytes and stores the new version
+    fs.release(fh)
+    assert store.objects["f"].data == b"01234X6789"
 
 
 def test_a_new_file_whose_write_failed_leaves_nothing(fs, store):

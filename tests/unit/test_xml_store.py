@@ -323,6 +323,29 @@ def test_multipart_upload_sequence():
     assert "Content-MD5" in pools.requests[1].headers
 
 
+def test_copy_part_sends_the_range_and_pins_the_source_version():
+    """A sparse write's rebuild copies parts of the object it changes only from the version it
+    was based on: ``x-cos-copy-source-If-Match`` (a changed source answers 412: ESTALE)."""
+    def handler(seen):
+        if seen.method == "POST":
+            return FakeResponse(200, b"<InitiateMultipartUploadResult><UploadId>U1</UploadId></InitiateMultipartUploadResult>")
+        if "x-cos-copy-source-If-Match" in seen.headers:
+            return FakeResponse(412, error_body("PreconditionFailed"))
+        return FakeResponse(200, b"<CopyPartResult><ETag>\"p1\"</ETag></CopyPartResult>")
+
+    store, pools = make_store(handler)
+    session = store.begin_upload("new.bin")
+    assert session.copy_part(1, "old.bin", 0, 9) == PartInfo(1, 10, "p1")
+    with pytest.raises(CosError) as caught:
+        session.copy_part(2, "old.bin", 10, 19, if_match="abc")
+    assert caught.value.errno == errno.ESTALE
+    copied = pools.requests[-1]
+    assert copied.query == {"partNumber": "2", "uploadId": "U1"}
+    assert copied.headers["x-cos-copy-source-range"] == "bytes=10-19"
+    assert copied.headers["x-cos-copy-source-If-Match"] == '"abc"'
+    assert copied.headers["x-cos-copy-source"].endswith("/old.bin")
+
+
 def test_complete_whose_answer_was_cut_is_success_when_the_object_is_there():
     """The first complete stored the object but its answer was cut short; the repeat then
     answers NoSuchUpload, which is no error when the object has the upload's size."""

@@ -1,0 +1,172 @@
+"""Writes into existing objects on a real mount: nothing downloaded, untouched parts copied in COS.
+
+SEMANTICS.md, "write at an offset, append, truncate of an existing file": "XML API: nothing
+is downloaded; only the bytes written are staged [...]. At ``close``/``fsync`` the new
+version is stored as a multipart upload in which every part that lies wholly in the old
+object and holds no written byte is copied inside COS (Upload Part - Copy, pinned to the
+old object's ETag); the other parts are assembled from the written bytes, the old bytes
+around them (ranged GETs pinned to the same ETag) and zeros, and uploaded." And: "appending
+through repeated open/close costs the new bytes plus the old bytes of the part where the
+file ended, and one copy request per other part, not the file's size."
+"""
+
+from __future__ import annotations
+
+import os
+import random
+
+import pytest
+
+from tests.integration.bucket import Bucket, file_meta
+from tests.integration.test_request_costs import settled_stats
+
+MiB = 1024 * 1024
+#: The mount's default part size (``multipart_size``).
+PART = 8 * MiB
+
+
+@pytest.fixture(autouse=True)
+def no_upload_left_behind(emulator):
+    """After each test, COS holds no unfinished multipart upload."""
+    yield
+    answer = Bucket(emulator).client.list_multipart_uploads(Bucket=emulator.bucket)
+    assert answer.get("Uploads", []) == []
+
+
+def put_existing(emulator, key: str, size: int, seed: int) -> bytearray:
+    """An object written by another client (boto3, the XML API), as cosfs would store one."""
+    data = random.Random(seed).randbytes(size)
+    Bucket(emulator).put(key, data, file_meta(mode=0o100644))
+    return bytearray(data)
+
+
+def read_through(path) -> bytes:
+    with open(path, "rb") as handle:
+        return handle.read()
+
+
+def scribble(fd: int, model: bytearray, rng: random.Random, writes: int, reach: int) -> bytearray:
+    """``writes`` writes of up to 256 KiB at random offsets below ``reach``, applied to the
+    file and to ``model``, with a truncate now and then."""
+    for step in range(writes):
+        if step % 9 == 8:
+            length = rng.randrange(max(1, len(model) - 2 * MiB), len(model) + 2 * MiB)
+            os.ftruncate(fd, length)
+            model = model[:length] + bytearray(max(0, length - len(model)))
+            continue
+        offset = rng.randrange(reach)
+        data = rng.randbytes(rng.randrange(1, 256 * 1024))
+        assert os.pwrite(fd, data, offset) == len(data)
+        if offset > len(model):
+            model += bytearray(offset - len(model))
+        model[offset:offset + len(data)] = data
+    return model
+
+
+@pytest.mark.parametrize("existing", [False, True], ids=["new file", "existing 40 MiB object"])
+def test_random_writes_match_a_local_model_through_the_mount_a_remount_and_boto3(
+        cos, remount, emulator, api, existing):
+    rng = random.Random(20240611 + existing)
+    key = "scribbled.bin"
+    model = put_existing(emulator, key, 40 * MiB, seed=3) if existing else bytearray()
+    path = cos.path / key
+    fd = os.open(path, os.O_RDWR | (0 if existing else os.O_CREAT), 0o644)
+    try:
+        model = scribble(fd, model, rng, 40, 44 * MiB)
+        assert os.fstat(fd).st_size == len(model), "stat shows the new size at once"
+        assert os.pread(fd, len(model) + 1, 0) == bytes(model), "reads overlay the writes on the object"
+        os.fsync(fd)
+        model = scribble(fd, model, rng, 10, len(model) + MiB)
+    finally:
+        os.close(fd)
+    assert os.stat(path).st_size == len(model)
+    assert read_through(path) == bytes(model)
+    assert Bucket(emulator).get(key) == bytes(model)
+    again = remount("again")
+    assert read_through(again.path / key) == bytes(model)
+
+
+def test_appending_1_mib_to_a_50_mib_object_copies_parts_and_moves_only_the_tail(cos, emulator, api):
+    if api != "xml":
+        pytest.skip("the JSON API cannot copy parts: it downloads and uploads the whole file (SEMANTICS.md)")
+    model = put_existing(emulator, "log.bin", 50 * MiB, seed=4)
+    os.stat(cos.path / "log.bin")
+    emulator.admin("stats/reset")
+    line = random.Random(5).randbytes(MiB)
+    with open(cos.path / "log.bin", "ab") as log:
+        log.write(line)
+    model += line
+    counts, moved = settled_stats(emulator), emulator.admin("stats")["bytes"]
+    print(f"\nappend 1 MiB to 50 MiB, api=xml: {counts}, bytes {moved}")
+    whole_parts = 50 * MiB // PART
+    assert counts.get("xml.UploadPartCopy") == whole_parts, counts
+    assert counts.get("xml.UploadPart") == 1, counts
+    assert counts.get("xml.PutObject", 0) == 0, counts
+    tail = 50 * MiB - whole_parts * PART
+    assert moved["in"] <= tail + MiB + 64 * 1024, f"uploaded {moved['in']} bytes: more than the last part"
+    assert moved["out"] <= tail + 64 * 1024, f"downloaded {moved['out']} bytes: more than the old tail"
+    assert Bucket(emulator).get("log.bin") == bytes(model)
+
+
+def test_repeated_appends_cost_the_new_bytes_each_time(cos, emulator, api):
+    """``echo line >> log`` ten times: each close moves its line and the old tail, not the file."""
+    if api != "xml":
+        pytest.skip("the JSON API cannot copy parts")
+    model = put_existing(emulator, "log.txt", 20 * MiB, seed=6)
+    emulator.admin("stats/reset")
+    for number in range(10):
+        line = f"line {number}\n".encode()
+        with open(cos.path / "log.txt", "ab") as log:
+            log.write(line)
+        model += line
+    settled_stats(emulator)
+    moved = emulator.admin("stats")["bytes"]
+    tail = 20 * MiB - (20 * MiB // PART) * PART
+    assert moved["in"] <= 10 * (tail + 4096), moved
+    assert moved["out"] <= 10 * (tail + 4096), moved
+    assert Bucket(emulator).get("log.txt") == bytes(model)
+
+
+def test_a_4_kib_rewrite_in_the_middle_of_50_mib_copies_all_but_one_part(cos, emulator, api):
+    if api != "xml":
+        pytest.skip("the JSON API cannot copy parts")
+    model = put_existing(emulator, "db.bin", 50 * MiB, seed=7)
+    os.stat(cos.path / "db.bin")
+    emulator.admin("stats/reset")
+    page = random.Random(8).randbytes(4096)
+    offset = 25 * MiB + 1000
+    fd = os.open(cos.path / "db.bin", os.O_WRONLY)
+    try:
+        os.pwrite(fd, page, offset)
+    finally:
+        os.close(fd)
+    model[offset:offset + len(page)] = page
+    counts, moved = settled_stats(emulator), emulator.admin("stats")["bytes"]
+    print(f"\n4 KiB rewrite in 50 MiB, api=xml: {counts}, bytes {moved}")
+    parts = -(-50 * MiB // PART)
+    assert counts.get("xml.UploadPartCopy") == parts - 1, counts
+    assert counts.get("xml.UploadPart") == 1, counts
+    assert moved["in"] <= PART + 64 * 1024 and moved["out"] <= PART + 64 * 1024, moved
+    assert Bucket(emulator).get("db.bin") == bytes(model)
+
+
+def test_truncate_down_and_up_then_write(cos, remount, emulator, api):
+    model = put_existing(emulator, "cut.bin", 30 * MiB, seed=9)
+    path = cos.path / "cut.bin"
+    os.truncate(path, 12 * MiB + 5)  # down, stored at once (no other handle)
+    model = model[:12 * MiB + 5]
+    assert Bucket(emulator).get("cut.bin") == bytes(model)
+    fd = os.open(path, os.O_RDWR)
+    try:
+        os.ftruncate(fd, 3 * MiB)
+        os.ftruncate(fd, 20 * MiB)  # up again: the bytes between read as zeros, not the old ones
+        os.pwrite(fd, b"after the hole", 18 * MiB)
+        model = model[:3 * MiB] + bytearray(17 * MiB)
+        model[18 * MiB:18 * MiB + 14] = b"after the hole"
+        assert os.fstat(fd).st_size == 20 * MiB
+        assert os.pread(fd, 21 * MiB, 0) == bytes(model)
+    finally:
+        os.close(fd)
+    assert read_through(path) == bytes(model)
+    assert Bucket(emulator).get("cut.bin") == bytes(model)
+    assert read_through(remount("again").path / "cut.bin") == bytes(model)
