@@ -17,6 +17,9 @@ ago, held to be folded into a following rename or applied by one copy when its d
 (``cosfs.filesystem.pending_meta``). It names the key, the ETag of the object it was based
 on and the complete metadata to give it.
 
+A file being streamed (sent part by part while it is written) names the byte range already
+sent and freed from local disk (``punched``); it is written before the bytes are freed.
+
 Records are written (temporary file, then rename) before the data they describe is
 acknowledged, so after a crash of cosfs every staging file says what it is; the next
 mount, or ``cosfs recover``, resolves them (``cosfs.data.recovery``). A mount keeps its
@@ -68,6 +71,10 @@ class Record:
     #: that began after it are ours, even if the crash came before ``upload_id`` was written.
     upload_started: Optional[float] = None
     created: float = field(default_factory=time.time)
+    #: A streamed file (``cosfs.data.stream_upload``): bytes ``[x, y)`` were sent as parts of
+    #: the session ``upload_id`` and freed from the staging file (holes now); ``None`` for a
+    #: file staged whole. Such a file is never a version to publish on its own.
+    punched: Optional[List[int]] = None
 
     def __post_init__(self) -> None:
         if self.state not in STATES:

@@ -10,6 +10,11 @@ Run by ``cosfs`` before it mounts a bucket, and by ``cosfs recover``. Every jour
   leaves it for the next try; a refusal (a name COS refuses, say) sends it to lost+found.
 - ``writing`` (the file was open for writing when cosfs stopped): the data is not a
   version anyone finished, so it is never published over COS's copy: lost+found.
+- a streamed file whose sent bytes were freed (``punched``), whatever its state: the
+  staging file has holes where those bytes were, so it is no version of anything; its
+  session is aborted and what is left goes to lost+found, with a log line naming the range.
+  (Completing the session instead would need every part in COS and part 1 unchanged, which
+  the journal cannot prove; the data is in lost+found and the old object is untouched.)
 
 A pending metadata change (a ``.meta`` record: a chmod, chown or utimens held for a moment
 after an upload) is applied if the object still has the ETag the change was based on, and
@@ -168,6 +173,14 @@ class Recovery:
             why = "COS already holds it" if record.state == journal.STORED else "it was deleted while open"
             self._delete(record_file, data_file)
             return Resolution(record.bucket, record.key, size, DROPPED, why)
+        if record.punched and record.punched[1] > record.punched[0]:
+            start, end = record.punched
+            log.warning("%s/%s was being streamed to COS when cosfs stopped: bytes %d..%d were sent and freed "
+                        "from the staging area, so what is left is not a complete version; its upload was "
+                        "aborted and the rest goes to lost+found", record.bucket, record.key, start, end)
+            return self._to_lost_and_found(record, record_file, data_file, size,
+                                           f"it was being streamed and bytes {start}..{end} are only in the "
+                                           "aborted upload: an incomplete version is never published")
         if record.state == journal.WRITING:
             return self._to_lost_and_found(record, record_file, data_file, size,
                                            "it was still open for writing: an unfinished version is never "

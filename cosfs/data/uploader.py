@@ -14,7 +14,7 @@ import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
-from typing import Callable, List, Optional, Protocol, Tuple
+from typing import Callable, List, Optional, Protocol, Sequence, Tuple
 
 from cosfs.data.upload_tracker import UploadTracker
 from cosfs.store.interface import Metadata, ObjectInfo, PartInfo, Store, UploadSession, plan_parts
@@ -57,9 +57,12 @@ class MultipartUpload:
     """
 
     def __init__(self, session: UploadSession, source: ByteSource, executor: ThreadPoolExecutor,
-                 slots: threading.Semaphore, on_stored: Callable[[int], None] = lambda nbytes: None) -> None:
+                 slots: threading.Semaphore, on_stored: Callable[[int], None] = lambda nbytes: None,
+                 on_part: Optional[Callable[[int, int, int], None]] = None) -> None:
         self.session = session
         self._on_stored = on_stored
+        #: Hears ``(number, start, end)`` of each part COS confirmed (a stream frees its bytes).
+        self._on_part = on_part
         self._source = source
         self._executor = executor
         self._slots = slots
@@ -81,14 +84,36 @@ class MultipartUpload:
             self._futures.append(future)
         future.add_done_callback(self._done)
 
-    def finish(self) -> ObjectInfo:
-        """Wait for every part, then complete; a transient failure of complete is retried once
-        (the same parts again, so it cannot store anything else)."""
+    @property
+    def failure(self) -> Optional[BaseException]:
+        """The first failed part's error, if any (read without the lock: one attribute load)."""
+        return self._error
+
+    @property
+    def in_flight(self) -> int:
+        """Parts queued or being sent."""
+        with self._lock:
+            return sum(1 for future in self._futures if not future.done())
+
+    def wait_sent(self) -> None:
+        """Wait for every part queued so far; raise if one failed (before a part is sent again,
+        so that the later copy is the one COS keeps)."""
         with self._lock:
             futures = list(self._futures)
         wait(futures)
         self._raise_failure()
-        parts = sorted((future.result() for future in futures), key=lambda part: part.number)
+
+    def finish(self, stored: Sequence[PartInfo] = ()) -> ObjectInfo:
+        """Wait for every part, then complete with them and ``stored`` (parts an earlier try
+        left in COS); a part sent twice counts once, as its later copy. A transient failure of
+        complete is retried once (the same parts again, so it cannot store anything else)."""
+        with self._lock:
+            futures = list(self._futures)
+        wait(futures)
+        self._raise_failure()
+        latest = {part.number: part for part in stored}
+        latest.update((part.number, part) for part in (future.result() for future in futures))
+        parts = sorted(latest.values(), key=lambda part: part.number)
         try:
             return self.session.complete(parts)
         except CosError as error:
@@ -118,6 +143,8 @@ class MultipartUpload:
     def _put(self, number: int, start: int, end: int) -> PartInfo:
         part = self.session.put_part(number, self._source.read_range(start, end))
         self._on_stored(end - start)
+        if self._on_part is not None:
+            self._on_part(number, start, end)
         return part
 
     def _done(self, future: Future) -> None:
@@ -152,6 +179,12 @@ class Uploader:
         self._executor = executor or ThreadPoolExecutor(
             max_workers=self.policy.parallel, thread_name_prefix="cosfs-upload")
         self._slots = threading.BoundedSemaphore(self.policy.parallel)
+
+    def parts_of(self, session: UploadSession, source: ByteSource,
+                 on_part: Callable[[int, int, int], None]) -> MultipartUpload:
+        """A ``MultipartUpload`` of ``session`` sharing this uploader's threads and memory bound
+        (a streaming writer feeds it part by part); ``on_part`` hears each stored part."""
+        return MultipartUpload(session, source, self._executor, self._slots, on_part=on_part)
 
     def close(self) -> None:
         """Stop the worker threads this uploader started (none if the executor was given)."""
