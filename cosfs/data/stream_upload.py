@@ -153,8 +153,7 @@ class StreamUpload:
         self._part1_end = self._base
         self._part1_dirty = False  # part 1 changed after it was queued: sent again at the end
         self._lock = threading.Lock()  # orders the pool's reports with stop()
-        self._stored: Dict[int, int] = {}  # guarded by _lock: start to end of parts stored, not yet freed
-        self._freed_end = self._base  # guarded by _lock: bytes [part 1's end, this) are punched out
+        self._freed_end = self._base  # guarded by _lock: parts from part 1's end to this are punched out
         self._may_punch = True  # guarded by _lock
         self._charged = 0  # guarded by _lock: budget bytes this stream holds
 
@@ -169,7 +168,7 @@ class StreamUpload:
     def punched(self) -> bool:
         """Whether some of the file's bytes are only in the session now, not on local disk."""
         with self._lock:
-            return self._freed_end > self._part1_end
+            return self._punched_locked
 
     def touches_sent(self, start: int, end: int) -> bool:
         """Whether bytes [start, end) meet parts already sent (part 1 aside): changing them,
@@ -216,7 +215,7 @@ class StreamUpload:
         session keeps what was written)."""
         with self._lock:
             self._may_punch = False
-            return self._freed_end > self._part1_end
+            return self._punched_locked
 
     def finish(self, meta: Mapping[str, str], content_type: Optional[str]) -> ObjectInfo:
         """Send the rest (and part 1 again if it changed), complete, and give the object
@@ -290,34 +289,36 @@ class StreamUpload:
         log.debug("streaming %r: upload %s begun", self.key, session.upload_id)
 
     def _part_stored(self, number: int, start: int, end: int) -> None:
-        """In a pool thread: COS holds part ``number``; free its bytes (not part 1's) once the
-        parts before it are freed too, journalling the freed range before freeing it."""
+        """In a pool thread: COS holds part ``number``; free its bytes (not part 1's), with the
+        journal widened to cover them first. The budget is given back after the punch, so
+        the disk never holds more than the budget allows."""
         with self._lock:
             released = min(self._charged, end - start)
             self._charged -= released
-            if number > 1:
-                self._stored[start] = end
-            if self._may_punch:
-                self._punch_ready()
+            if number > 1 and self._may_punch:
+                self._punch(start, end)
         self._budget.give_back(released)
 
-    def _punch_ready(self) -> None:
-        """Under ``_lock``: punch out the stored parts that follow the freed range."""
-        start = end = self._freed_end
-        while end in self._stored:
-            end = self._stored.pop(end)
-        if end == start:
-            return
+    def _punch(self, start: int, end: int) -> None:
+        """Under ``_lock``: punch bytes [start, end) out. The journal's range runs from part 1's
+        end to the furthest part freed (parts still in flight inside it are not holes yet,
+        which recovery need not know: it publishes no file with such a range)."""
+        freed_end = max(self._freed_end, end)
         try:
-            self._staged.journal(punched=[self._part1_end, end])
+            self._staged.journal(punched=[self._part1_end, freed_end])
             if self._staged.punch(start, end):
-                self._freed_end = end
+                self._freed_end = freed_end
                 return
-            self._staged.journal(punched=[self._part1_end, start] if start > self._part1_end else None)
+            self._staged.journal(punched=[self._part1_end, self._freed_end] if self._punched_locked else None)
         except CosfsError as error:
             log.warning("could not free the stored bytes %d..%d of %r from the staging area: %s",
                         start, end, self.key, error)
         self._may_punch = False
+
+    @property
+    def _punched_locked(self) -> bool:
+        """``punched``, for a caller holding ``_lock``."""
+        return self._freed_end > self._part1_end
 
     def _abort(self, upload: MultipartUpload) -> None:
         if upload.abort():
