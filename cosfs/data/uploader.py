@@ -126,11 +126,7 @@ class MultipartUpload:
         """Stop queued parts, wait for running ones, and discard the upload; the object is left
         as it was. A failing abort is logged, never raised (the caller has a better error);
         returns whether COS confirmed it."""
-        with self._lock:
-            futures = list(self._futures)
-        for future in futures:
-            future.cancel()
-        wait(futures)
+        self.stop()
         try:
             self.session.abort()
             return True
@@ -139,6 +135,14 @@ class MultipartUpload:
                         "or cosfs recover aborts it, or a lifecycle rule removes them", self.session.upload_id,
                         self.session.key, error)
             return False
+
+    def stop(self) -> None:
+        """Cancel the queued parts and wait for the running ones (the session stays as it is)."""
+        with self._lock:
+            futures = list(self._futures)
+        for future in futures:
+            future.cancel()
+        wait(futures)
 
     def _put(self, number: int, start: int, end: int) -> PartInfo:
         part = self.session.put_part(number, self._source.read_range(start, end))
@@ -243,9 +247,43 @@ class Uploader:
             for index in range(count):
                 upload.send(index + 1, index * part_size, min(size, (index + 1) * part_size))
             info = upload.finish()
+        except CosError as error:
+            info = self._resumed(key, staged, size, part_size, count, upload, error, on_stored)
+            if info is None:
+                if upload.abort():
+                    announce(None)  # else the journal keeps the id: the next mount aborts it
+                raise
         except BaseException:
             if upload.abort():
-                announce(None)  # else the journal keeps the id: the next mount aborts it
+                announce(None)
             raise
         announce(None)
         return info, count
+
+    def _resumed(self, key: str, staged: ByteSource, size: int, part_size: int, count: int,
+                 failed: MultipartUpload, error: CosError, on_stored: Callable[[int], None]) -> Optional[ObjectInfo]:
+        """Where an unfinished upload outlives a failure (JSON: no abort, COS keeps the slices),
+        resume it once: ask COS which slices it holds (``find_upload``, ``list_parts``) and
+        send only the missing ones. ``None`` when there is nothing to resume or that fails too
+        (the caller then gives up with the first error)."""
+        if self._store.limits.abortable_uploads:
+            return None
+        failed.stop()
+        try:
+            session = self._store.find_upload(key, size)
+            if session is None or (session.part_size or part_size) != part_size:
+                return None
+            held = [part for part in session.list_parts()
+                    if 1 <= part.number <= count and part.size == min(size, part.number * part_size)
+                    - (part.number - 1) * part_size]
+            log.warning("upload of %r failed (%s); resuming it: COS holds %d of its %d parts",
+                        key, error, len(held), count)
+            resumed = MultipartUpload(session, staged, self._executor, self._slots, on_stored)
+            numbers = {part.number for part in held}
+            for index in range(count):
+                if index + 1 not in numbers:
+                    resumed.send(index + 1, index * part_size, min(size, (index + 1) * part_size))
+            return resumed.finish(held)
+        except CosError as again:
+            log.warning("resuming the upload of %r failed too: %s", key, again)
+            return None

@@ -314,3 +314,43 @@ def test_recovery_never_publishes_a_punched_file_and_aborts_its_session(tmp_path
     assert [r.outcome for r in resolutions] == [LOST_AND_FOUND]
     assert "k" not in store.objects and store.uploads == {}
     assert "bytes 10..50 were sent" in caplog.text
+
+
+# --- JSON: a failed slice upload is resumed once ----------------------------------------------
+
+def test_a_failed_slice_upload_is_resumed_once_sending_only_the_missing_slices(store, tmp_path):
+    """Where COS keeps an unfinished upload (the JSON API cannot abort one), a failed upload
+    asks which slices COS holds and sends only the rest, before giving up."""
+    store.limits = StoreLimits(max_put_size=5 * 1024**3, max_parts=10000, min_part_size=5,
+                               max_part_size=5 * 1024**3, upload_needs_size=True, abortable_uploads=False)
+    area = StagingArea(tmp_path / "staging", min_free_bytes=0)
+    staged = area.create("k")
+    data = data_of(50)
+    staged.write(0, data)
+    store.fail("put_part", CosError("reset", code="ConnectionError"))
+    uploader = Uploader(store, UploadPolicy(part_size=5, multipart_threshold=10, parallel=1))
+    try:
+        uploader.upload("k", staged)
+    finally:
+        uploader.close()
+    assert store.objects["k"].data == data
+    assert store.calls["put_part"] == 11, "10 slices, and the failed one once more"
+    assert store.calls["find_upload"] == 1 and store.calls["list_parts"] == 1
+
+
+def test_a_resumed_upload_that_fails_again_reports_the_first_error(store, tmp_path):
+    store.limits = StoreLimits(max_put_size=5 * 1024**3, max_parts=10000, min_part_size=5,
+                               max_part_size=5 * 1024**3, upload_needs_size=True, abortable_uploads=False)
+    area = StagingArea(tmp_path / "staging", min_free_bytes=0)
+    staged = area.create("k")
+    staged.write(0, data_of(50))
+    first = CosError("reset", code="ConnectionError")
+    store.fail("put_part", first)
+    store.fail("list_parts", CosError("still down", code="ConnectionError"))
+    uploader = Uploader(store, UploadPolicy(part_size=5, multipart_threshold=10, parallel=1))
+    try:
+        with pytest.raises(CosError) as raised:
+            uploader.upload("k", staged)
+    finally:
+        uploader.close()
+    assert raised.value is first and "k" not in store.objects
