@@ -46,6 +46,7 @@ from dataclasses import dataclass
 from typing import Callable, Dict, Mapping, Optional, Tuple
 
 from cosfs.data.staging import StagedFile
+from cosfs.data.upload_tracker import TrackedUpload
 from cosfs.data.uploader import MultipartUpload, Uploader
 from cosfs.store.interface import ObjectInfo, Store, StoreLimits
 from cosfs.wire.errors import CosfsError
@@ -147,6 +148,7 @@ class StreamUpload:
         self._base = max(limits.min_part_size, min(policy.part_size, limits.max_part_size))
         self.max_size = max_stream_size(self._base, limits)
         self._upload: Optional[MultipartUpload] = None
+        self._tracked: Optional[TrackedUpload] = None  # what ``cosfs status`` shows of it
         self._begun_with: Optional[Tuple[Dict[str, str], Optional[str]]] = None
         self._next_number = 1
         self._sent_end = 0  # bytes [0, _sent_end) are queued or stored as parts
@@ -204,6 +206,7 @@ class StreamUpload:
             if size <= self._policy.multipart_threshold:
                 return
             self._begin(*meta())
+        self._tracked.grow(size)
         while self._next_number <= self._limits.max_parts and size - self._sent_end >= self._next_size():
             start, end = self._sent_end, self._sent_end + self._next_size()
             self._upload.send(self._next_number, start, end)
@@ -285,6 +288,7 @@ class StreamUpload:
         session = self._store.begin_upload(self.key, None, meta, content_type, self._base)
         self._staged.journal(upload_id=session.upload_id)
         self._upload = self._uploader.parts_of(session, self._staged, self._part_stored)
+        self._tracked = self._uploader.progress.start(self.key, self._staged.size)
         self._begun_with = (dict(meta), content_type)
         log.debug("streaming %r: upload %s begun", self.key, session.upload_id)
 
@@ -298,6 +302,9 @@ class StreamUpload:
             if number > 1 and self._may_punch:
                 self._punch(start, end)
         self._budget.give_back(released)
+        tracked = self._tracked
+        if tracked is not None:
+            tracked.add(end - start)
 
     def _punch(self, start: int, end: int) -> None:
         """Under ``_lock``: punch bytes [start, end) out. The journal's range runs from part 1's
@@ -328,6 +335,8 @@ class StreamUpload:
                 log.warning("%s", error)
 
     def _give_back_all(self) -> None:
+        if self._tracked is not None:
+            self._tracked.finish()
         with self._lock:
             released, self._charged = self._charged, 0
         self._budget.give_back(released)
