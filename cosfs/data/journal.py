@@ -75,6 +75,9 @@ class Record:
     #: the session ``upload_id`` and freed from the staging file (holes now); ``None`` for a
     #: file staged whole. Such a file is never a version to publish on its own.
     punched: Optional[List[int]] = None
+    #: A streamed file's first part size (part sizes grow from it: ``stream_upload``), so
+    #: recovery can tell which parts the session must hold.
+    stream_part_size: Optional[int] = None
 
     def __post_init__(self) -> None:
         if self.state not in STATES:

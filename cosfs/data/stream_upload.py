@@ -286,7 +286,7 @@ class StreamUpload:
     def _begin(self, meta: Mapping[str, str], content_type: Optional[str]) -> None:
         self._staged.journal(upload_started=self._wall())  # before: a crash right after begin is found
         session = self._store.begin_upload(self.key, None, meta, content_type, self._base)
-        self._staged.journal(upload_id=session.upload_id)
+        self._staged.journal(upload_id=session.upload_id, stream_part_size=self._base)
         self._upload = self._uploader.parts_of(session, self._staged, self._part_stored)
         self._tracked = self._uploader.progress.start(self.key, self._staged.size)
         self._begun_with = (dict(meta), content_type)

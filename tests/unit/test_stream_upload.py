@@ -303,7 +303,7 @@ def test_recovery_never_publishes_a_punched_file_and_aborts_its_session(tmp_path
     staged.write(0, b"a" * 100)
     session = store.begin_upload("k")
     staged.journal(state=journal.CLOSED, upload_id=session.upload_id, punched=[10, 50])
-    area._instance._lock_fd and os.close(area._instance._lock_fd)  # the mount is gone
+    os.close(area._instance._lock_fd)  # the mount is gone
     area._instance._lock_fd = None
     uploader = Uploader(store, UploadPolicy(part_size=5, multipart_threshold=10, parallel=1))
     try:
@@ -354,3 +354,29 @@ def test_a_resumed_upload_that_fails_again_reports_the_first_error(store, tmp_pa
     finally:
         uploader.close()
     assert raised.value is first and "k" not in store.objects
+
+
+def test_recovery_completes_a_closed_stream_whose_freed_parts_are_all_in_cos(tmp_path, store):
+    """A stream killed during its close: part 1 and the unsent tail are sent from the staging
+    file, the freed parts are COS's already, and the object gets the record's metadata."""
+    root = tmp_path / BUCKET
+    area = StagingArea(root, min_free_bytes=0, bucket=BUCKET)
+    data = data_of(23)
+    staged = area.create("k")
+    staged.write(0, data)
+    session = store.begin_upload("k")
+    for number, start in ((2, 5), (3, 10)):
+        session.put_part(number, data[start:start + 5])
+    staged.punch(5, 15)
+    staged.journal(state=journal.CLOSED, upload_id=session.upload_id, punched=[5, 15], stream_part_size=5,
+                   meta={"mode": "33188"}, content_type="text/plain")
+    os.close(area._instance._lock_fd)  # the mount is gone
+    area._instance._lock_fd = None
+    uploader = Uploader(store, UploadPolicy(part_size=5, multipart_threshold=10, parallel=1))
+    try:
+        resolutions = Recovery(root, store, uploader, tmp_path / "lost+found").run()
+    finally:
+        uploader.close()
+    assert [r.outcome for r in resolutions] == ["uploaded"], resolutions
+    assert store.objects["k"].data == data and store.objects["k"].meta == {"mode": "33188"}
+    assert store.uploads == {}
