@@ -209,7 +209,7 @@ class StreamUpload:
         self._tracked.grow(size)
         while self._next_number <= self._limits.max_parts and size - self._sent_end >= self._next_size():
             start, end = self._sent_end, self._sent_end + self._next_size()
-            self._upload.send(self._next_number, start, end)
+            self._upload.offer(self._next_number, start, end)
             self._next_number += 1
             self._sent_end = end
 
@@ -277,8 +277,13 @@ class StreamUpload:
             raise error
 
     def _has_in_flight(self) -> bool:
+        """Whether parts are queued or being sent; queued ones are sent now if slots freed up
+        (asked again and again by a writer waiting for the budget)."""
         upload = self._upload
-        return upload is not None and upload.in_flight > 0
+        if upload is None:
+            return False
+        upload.pump()
+        return upload.in_flight > 0
 
     def _next_size(self) -> int:
         return stream_part_size(self._next_number, self._base, self._limits)

@@ -12,9 +12,10 @@ import errno
 import logging
 import threading
 import time
+from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
-from typing import Callable, List, Optional, Protocol, Sequence, Tuple
+from typing import Callable, Deque, List, Optional, Protocol, Sequence, Tuple
 
 from cosfs.data.upload_tracker import UploadTracker
 from cosfs.store.interface import Metadata, ObjectInfo, PartInfo, Store, UploadSession, plan_parts
@@ -69,6 +70,41 @@ class MultipartUpload:
         self._lock = threading.Lock()
         self._futures: List[Future] = []  # guarded by self._lock
         self._error: Optional[BaseException] = None  # guarded by self._lock
+        #: Parts offered while every slot was taken: sent as slots free up (``pump``).
+        self._backlog: Deque[Tuple[int, int, int]] = deque()  # guarded by self._lock
+
+    def offer(self, number: int, start: int, end: int) -> None:
+        """Queue part ``number`` without waiting for a slot (a streaming writer must not wait
+        for the network): it is sent as soon as a slot is free, when a part of this upload
+        ends or ``pump`` is called, and at the latest by ``finish``."""
+        self._raise_failure()
+        with self._lock:
+            self._backlog.append((number, start, end))
+        self.pump()
+
+    def pump(self) -> None:
+        """Send offered parts while slots are free."""
+        while True:
+            with self._lock:
+                if not self._backlog or self._error is not None or not self._slots.acquire(blocking=False):
+                    return
+                number, start, end = self._backlog.popleft()
+                try:
+                    future = self._executor.submit(self._put, number, start, end)
+                except BaseException:
+                    self._slots.release()
+                    raise
+                self._futures.append(future)
+            future.add_done_callback(self._done)
+
+    def _send_backlog(self) -> None:
+        """Send every offered part, waiting for slots."""
+        while True:
+            with self._lock:
+                if not self._backlog:
+                    return
+                number, start, end = self._backlog.popleft()
+            self.send(number, start, end)
 
     def send(self, number: int, start: int, end: int) -> None:
         """Queue part ``number``: bytes [start, end) of the source."""
@@ -93,11 +129,12 @@ class MultipartUpload:
     def in_flight(self) -> int:
         """Parts queued or being sent."""
         with self._lock:
-            return sum(1 for future in self._futures if not future.done())
+            return sum(1 for future in self._futures if not future.done()) + len(self._backlog)
 
     def wait_sent(self) -> None:
         """Wait for every part queued so far; raise if one failed (before a part is sent again,
         so that the later copy is the one COS keeps)."""
+        self._send_backlog()
         with self._lock:
             futures = list(self._futures)
         wait(futures)
@@ -107,6 +144,7 @@ class MultipartUpload:
         """Wait for every part, then complete with them and ``stored`` (parts an earlier try
         left in COS); a part sent twice counts once, as its later copy. A transient failure of
         complete is retried once (the same parts again, so it cannot store anything else)."""
+        self._send_backlog()
         with self._lock:
             futures = list(self._futures)
         wait(futures)
@@ -139,6 +177,7 @@ class MultipartUpload:
     def stop(self) -> None:
         """Cancel the queued parts and wait for the running ones (the session stays as it is)."""
         with self._lock:
+            self._backlog.clear()
             futures = list(self._futures)
         for future in futures:
             future.cancel()
@@ -158,6 +197,7 @@ class MultipartUpload:
                 if self._error is None:
                     self._error = future.exception()
         self._slots.release()
+        self.pump()
 
     def _raise_failure(self) -> None:
         with self._lock:
