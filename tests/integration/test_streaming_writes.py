@@ -221,16 +221,19 @@ def test_a_seek_back_into_a_punched_range_stores_the_right_bytes(emulator, tmp_p
 @pytest.mark.parametrize("api", ["xml"])
 def test_kill_9_during_a_stream_publishes_nothing_and_leaves_no_session(emulator, remount, tmp_path):
     """SEMANTICS.md: what a crash interrupts is never published over COS's copy; the next
-    mount aborts the streamed file's session and keeps what is left in lost+found."""
+    mount aborts the streamed file's session and keeps what is left in lost+found. (A stream
+    killed in its close is completed instead: tests/unit/test_stream_upload.py.)"""
     bucket = Bucket(emulator)
     bucket.put("big.bin", b"the old version")
-    mounted = remount("crash", "multipart_size=1,multipart_threshold=1,parallel_count=1")
+    mounted = remount("crash", "multipart_size=1,multipart_threshold=1,parallel_count=1,max_dirty_mb=4")
     source = tmp_path / "source.bin"
     random_file(source, 64 * MiB)
     emulator.admin("faults", {"bandwidth_mbps": 40})
     copier = dd(source, mounted.path / "big.bin")
     try:
         wait_until(lambda: parts_stored(emulator, "big.bin") >= 3, 120, what="the stream to store 3 parts")
+        staged = staged_files(tmp_path / "crash-cache")
+        assert staged and staged[0].stat().st_size < 64 * MiB, "dd is still writing (max_dirty_mb holds it back)"
         mounted.process.kill()
         mounted.process.wait(10)
     finally:
@@ -245,3 +248,21 @@ def test_kill_9_during_a_stream_publishes_nothing_and_leaves_no_session(emulator
     found = list((tmp_path / "crash-cache" / "lost+found").rglob("big.bin"))
     assert len(found) == 1, again.log()[-3000:]
     assert "was being streamed to COS when cosfs stopped" in again.log()
+
+
+@pytest.mark.parametrize("api", ["xml"])
+def test_a_streamed_file_keeps_its_mode_and_mtime_across_a_remount(emulator, cos, remount, tmp_path):
+    """The session begins with the metadata known then; the object must end with the mode of
+    the file and the mtime of its last write (one ``set_meta`` after completion)."""
+    fd = os.open(cos.path / "big.bin", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o640)
+    try:
+        for _ in range(100):
+            os.write(fd, os.urandom(MiB))
+        os.fchmod(fd, 0o600)
+    finally:
+        os.close(fd)
+    before = os.stat(cos.path / "big.bin")
+    after = os.stat(remount("fresh").path / "big.bin")
+    assert oct(after.st_mode) == oct(before.st_mode) == oct(0o100600)
+    assert int(after.st_mtime) == int(before.st_mtime)
+    assert after.st_size == 100 * MiB
