@@ -5,6 +5,11 @@
 (``cosfs.data.journal``) saying which key the bytes belong to and what must become of them.
 A failed upload leaves the staged file alone: the caller ``keep()``s it, so the data
 survives a crash too and the next mount can store it.
+
+The area also counts the bytes staged files hold (``max_cache_mb``): a write past the
+bound fails with ENOSPC before it touches the disk, by an addition under a lock, beside
+the ``statvfs`` allowance of ``check_space``. A streamed file (``cosfs.data.stream_upload``)
+gives bytes back as its stored parts are punched out (``StagedFile.punch``).
 """
 
 from __future__ import annotations
