@@ -152,6 +152,7 @@ class StreamUpload:
         self._begun_with: Optional[Tuple[Dict[str, str], Optional[str]]] = None
         self._next_number = 1
         self._sent_end = 0  # bytes [0, _sent_end) are queued or stored as parts
+        self._written_end = 0  # the furthest byte written: a file extended by truncate is not sent ahead of its writes
         self._part1_end = self._base
         self._part1_dirty = False  # part 1 changed after it was queued: sent again at the end
         self._lock = threading.Lock()  # orders the pool's reports with stop()
@@ -189,6 +190,7 @@ class StreamUpload:
         if end > self.max_size:
             raise CosfsError(f"{self.key!r} would pass {self.max_size} bytes, the most an upload of "
                              f"{self._limits.max_parts} growing parts from {self._base} bytes can store", errno.EFBIG)
+        self._written_end = max(self._written_end, end)
         growth = end - size
         if growth > 0:
             self._budget.take(growth, self._has_in_flight, lambda: self._failure, self._policy.stall_timeout)
@@ -201,7 +203,9 @@ class StreamUpload:
     def wrote(self, size: int, meta: Callable[[], Tuple[Mapping[str, str], Optional[str]]]) -> None:
         """After a write left the file ``size`` bytes long: begin the session once the file
         outgrows the threshold (``meta()`` gives what to begin it with), and queue every part
-        that is full. Raises when the session cannot begin or an earlier part failed."""
+        that is full (of written bytes: a file preallocated by ``ftruncate`` is sent as its
+        writes arrive). Raises when the session cannot begin or an earlier part failed."""
+        size = min(size, self._written_end)
         if self._upload is None:
             if size <= self._policy.multipart_threshold:
                 return

@@ -381,3 +381,19 @@ def test_recovery_completes_a_closed_stream_whose_freed_parts_are_all_in_cos(tmp
     assert [r.outcome for r in resolutions] == ["uploaded"], resolutions
     assert store.objects["k"].data == data and store.objects["k"].meta == {"mode": "33188"}
     assert store.uploads == {}
+
+
+def test_a_file_preallocated_by_truncate_is_sent_as_its_writes_arrive(fs, store, caplog):
+    """A downloader that sets the final size first (``ftruncate``) then writes in order still
+    streams, and no part is sent ahead of the bytes written."""
+    data = data_of(6 * MiB)
+    fh = fs.create("/f", 0o644, 0, 0)
+    fs.truncate("/f", len(data))
+    write_in_chunks(fs, fh, data[:3 * MiB])
+    fs.files.node("/f").stream._upload.wait_sent()
+    assert max(next(iter(store.uploads.values())).parts) <= 3, "only parts of written bytes"
+    with caplog.at_level("INFO", logger="cosfs.filesystem.open_files"):
+        write_in_chunks(fs, fh, data[3 * MiB:], start=3 * MiB)
+    assert "already sent" not in caplog.text
+    fs.release(fh)
+    assert store.objects["f"].data == data
