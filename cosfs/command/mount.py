@@ -15,10 +15,11 @@ from pathlib import Path
 from typing import Callable, Dict, Optional
 
 from cosfs.command.options import Options, fuse_threads, io_threads
-from cosfs.command.write_path import staging_root, upload_policy
+from cosfs.command.write_path import max_cache_bytes, stall_timeout, staging_root, upload_policy
 from cosfs.data.read_budget import ReadBudget
 from cosfs.data.reader import ObjectReader
 from cosfs.data.staging import StagingArea
+from cosfs.data.stream_upload import DirtyBudget, Streams
 from cosfs.data.upload_tracker import UploadTracker
 from cosfs.data.uploader import Uploader
 from cosfs.filesystem.lookup import Lookup
@@ -67,6 +68,7 @@ def build_filesystem(store: Store, options: Options, prefix: str, bucket: str,
     stats = StatCache(options.stat_cache_ttl, options.negative_cache_ttl, options.max_stat_cache_size, ttl_clock)
     listings = ListCache(options.list_cache_ttl, options.max_list_cache_entries, ttl_clock)
     staging = StagingArea(staging_root(options, bucket), options.ensure_diskfree * MiB, bucket)
+    staging.max_cache_bytes = max_cache_bytes(options, staging.free_bytes())
     persistent = (AttrStore(attr_store_path(options, bucket, prefix), options.max_attr_cache_entries)
                   if options.attr_cache else None)
     lookup = Lookup(store, PathMapper(prefix), stats, listings, defaults, heads, clock,
@@ -74,8 +76,9 @@ def build_filesystem(store: Store, options: Options, prefix: str, bucket: str,
     pending = PendingMeta(store, lookup, staging.directory, bucket, options.metadata_delay, ttl_clock)
     reader_factory = functools.partial(ObjectReader, pool=reads, budget=ReadBudget(options.max_read_buffers_mb * MiB),
                                        readahead_max=options.max_readahead_mb * MiB)
-    files = OpenFiles(store, lookup, staging, Uploader(store, upload_policy(options), io_pool, uploads), clock,
-                      reader_factory, pending=pending)
+    uploader = Uploader(store, upload_policy(options), io_pool, uploads)
+    streams = Streams(store, uploader, DirtyBudget(options.max_dirty_mb * MiB), stall_timeout(options))
+    files = OpenFiles(store, lookup, staging, uploader, clock, reader_factory, pending=pending, streams=streams)
     return CosFilesystem(store, lookup, files, defaults, clock, io_pool, read_only=options.ro)
 
 

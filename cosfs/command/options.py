@@ -135,6 +135,12 @@ class Options:
     cache_dir: Optional[str] = _option(
         None, _text, "where writes are staged and attributes kept (default ~/.cache/cosfs or /var/cache/cosfs)")
     ensure_diskfree: int = _option(1024, _number(int, 0, 10**7), "MB to keep free in cache_dir; writes fail with ENOSPC beyond")
+    max_dirty_mb: int = _option(
+        256, _number(int, 1, 10**7),
+        "MB written to streamed files and not yet in COS, all files together; beyond it writes wait")
+    max_cache_mb: int = _option(
+        0, _number(int, 0, 10**9),
+        "MB staged files may take in cache_dir; writes fail with ENOSPC beyond (0: half the free space at mount)")
     multipart_size: int = _option(8, _number(int, 1, 5120), "part size in MB for multipart uploads")
     multipart_threshold: int = _option(16, _number(int, 1, 5120), "files larger than this many MB are uploaded in parts")
     log_level: str = _option("warning", _choice("debug", "info", "warning", "error"), "what is logged")

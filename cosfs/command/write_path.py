@@ -26,6 +26,18 @@ def staging_root(options: Options, bucket: str) -> Path:
     return (Path(options.cache_dir) if options.cache_dir else default_cache_dir()) / bucket
 
 
+def max_cache_bytes(options: Options, free_bytes: int) -> int:
+    """What staged files may hold (``max_cache_mb``; by default half of ``free_bytes``, the
+    staging filesystem's free space when the mount starts)."""
+    return options.max_cache_mb * MiB if options.max_cache_mb else free_bytes // 2
+
+
+def stall_timeout(options: Options) -> float:
+    """How long a write waits for the dirty budget while no part is stored anywhere: each part
+    request gives up within ``max_retry_time``, so twice that (and a margin) means stuck."""
+    return 2 * options.max_retry_time + 10
+
+
 def upload_policy(options: Options) -> UploadPolicy:
     return UploadPolicy(
         part_size=options.multipart_size * MiB,

@@ -18,6 +18,9 @@ ago, held to be folded into a following rename or applied by one copy when its d
 (``cosfs.filesystem.pending_meta``). It names the key, the ETag of the object it was based
 on and the complete metadata to give it.
 
+A file being streamed (sent part by part while it is written) names the byte range already
+sent and freed from local disk (``punched``); it is written before the bytes are freed.
+
 Records are written (temporary file, then rename) before the data they describe is
 acknowledged, so after a crash of cosfs every staging file says what it is; the next
 mount, or ``cosfs recover``, resolves them (``cosfs.data.recovery``). A mount keeps its
@@ -78,6 +81,13 @@ class Record:
     size: Optional[int] = None
     base_size: Optional[int] = None
     base_kept: Optional[int] = None
+    #: A streamed file (``cosfs.data.stream_upload``): bytes ``[x, y)`` were sent as parts of
+    #: the session ``upload_id`` and freed from the staging file (holes now); ``None`` for a
+    #: file staged whole. Such a file is never a version to publish on its own.
+    punched: Optional[List[int]] = None
+    #: A streamed file's first part size (part sizes grow from it: ``stream_upload``), so
+    #: recovery can tell which parts the session must hold.
+    stream_part_size: Optional[int] = None
 
     def __post_init__(self) -> None:
         if self.state not in STATES:

@@ -10,6 +10,13 @@ Run by ``cosfs`` before it mounts a bucket, and by ``cosfs recover``. Every jour
   leaves it for the next try; a refusal (a name COS refuses, say) sends it to lost+found.
 - ``writing`` (the file was open for writing when cosfs stopped): the data is not a
   version anyone finished, so it is never published over COS's copy: lost+found.
+- a streamed file whose sent bytes were freed (``punched``): the staging file has holes
+  where those bytes were, so it is never uploaded as it is. When it was closed (a complete
+  version), COS still holds the object it replaces, and its session holds every part of
+  the freed range, the session is completed (part 1 and the parts after the range sent
+  from the staging file) and the object given the record's metadata. Otherwise (still
+  being written, a part missing, the object changed) the session is aborted and what is
+  left goes to lost+found, with a log line naming the range.
 
 A *sparse* record (``Record.sparse``: only the bytes written were staged, see
 ``cosfs.data.sparse``) is stored by the same rebuild a flush uses (``cosfs.data.rebuild``:
@@ -41,6 +48,7 @@ from typing import Callable, List, Optional, Union
 from cosfs.data import journal, rebuild
 from cosfs.data.journal import AbandonedDirectory, MetaRecord, Record
 from cosfs.data.sparse import Layout
+from cosfs.data.stream_upload import stream_part_size
 from cosfs.data.uploader import Uploader
 from cosfs.store.interface import Store
 from cosfs.wire.errors import CosError, CosfsError
@@ -171,6 +179,10 @@ class Recovery:
         size = data_file.stat().st_size if data_file.exists() else 0
         if record.sparse:
             size = record.size or 0
+        if record.punched and data_file.exists() and self._completed_stream(record, data_file, size):
+            self._abort_sessions(record)  # any other session it began (its own is complete now)
+            self._delete(record_file, data_file)
+            return Resolution(record.bucket, record.key, size, UPLOADED, "its streamed upload was completed")
         self._abort_sessions(record)
         if not data_file.exists():
             record_file.unlink(missing_ok=True)
@@ -179,6 +191,14 @@ class Recovery:
             why = "COS already holds it" if record.state == journal.STORED else "it was deleted while open"
             self._delete(record_file, data_file)
             return Resolution(record.bucket, record.key, size, DROPPED, why)
+        if record.punched and record.punched[1] > record.punched[0]:
+            start, end = record.punched
+            log.warning("%s/%s was being streamed to COS when cosfs stopped: bytes %d..%d were sent and freed "
+                        "from the staging area, so what is left is not a complete version; its upload was "
+                        "aborted and the rest goes to lost+found", record.bucket, record.key, start, end)
+            return self._to_lost_and_found(record, record_file, data_file, size,
+                                           f"it was being streamed and bytes {start}..{end} are only in the "
+                                           "aborted upload: an incomplete version is never published")
         if record.state == journal.WRITING:
             return self._to_lost_and_found(record, record_file, data_file, size,
                                            "it was still open for writing: an unfinished version is never "
@@ -208,6 +228,45 @@ class Recovery:
             return self._to_lost_and_found(record, record_file, data_file, size, f"COS refused it ({error})")
         self._delete(record_file, data_file)
         return Resolution(record.bucket, record.key, size, UPLOADED, "stored in COS")
+
+    def _completed_stream(self, record: Record, data_file: Path, size: int) -> bool:
+        """Complete the session of a closed streamed file, if COS holds every part its
+        staging file lacks (see the module docstring); whether it was done."""
+        base = record.stream_part_size
+        if record.state not in (journal.CLOSED, journal.FAILED) or not record.upload_id or not base:
+            return False
+        try:
+            current = self.store.stat(record.key)
+            if (current.etag if current is not None else None) != record.base_etag:
+                return False
+            session = self.store.find_upload(record.key)
+            if session is None or session.upload_id != record.upload_id:
+                return False
+            listed = {part.number: part for part in session.list_parts()}
+            low, high = record.punched
+            source = _FileSource(data_file)
+            parts, number, start = [], 1, 0
+            while start < size:
+                end = min(size, start + stream_part_size(number, base, self.store.limits))
+                if start < high and end > low:  # freed here: only the session has it
+                    part = listed.get(number)
+                    if part is None or part.size != end - start or start < low or end > high:
+                        log.warning("the unfinished upload of %r lacks part %d; it cannot be completed",
+                                    record.key, number)
+                        return False
+                else:
+                    part = session.put_part(number, source.read_range(start, end))
+                parts.append(part)
+                number, start = number + 1, end
+            session.complete(parts)
+            self.store.set_meta(record.key, record.meta, record.content_type)
+        except CosError as error:
+            if error.transient:
+                raise
+            log.warning("completing the unfinished upload of %r failed: %s", record.key, error)
+            return False
+        log.info("completed the streamed upload of %r (%d bytes) that cosfs left when it stopped", record.key, size)
+        return True
 
     def _holds(self, record: Record, data_file: Path, size: int) -> bool:
         """Whether the object in COS has exactly the bytes of ``data_file`` (read back in

@@ -5,10 +5,17 @@
 (``cosfs.data.journal``) saying which key the bytes belong to and what must become of them.
 A failed upload leaves the staged file alone: the caller ``keep()``s it, so the data
 survives a crash too and the next mount can store it.
+
+The area also counts the bytes staged files hold (``max_cache_mb``): a write past the
+bound fails with ENOSPC before it touches the disk, by an addition under a lock, beside
+the ``statvfs`` allowance of ``check_space``. A streamed file (``cosfs.data.stream_upload``)
+gives bytes back as its stored parts are punched out (``StagedFile.punch``).
 """
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import dataclasses
 import errno
 import logging
@@ -31,6 +38,9 @@ MiB = 1024 * 1024
 SPACE_ALLOWANCE = 64 * 1024 * 1024
 GiB = 1024 * MiB
 _UNSAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
+#: ``fallocate(2)`` modes: free the blocks of a range, keep the file's length.
+_FALLOC_FL_KEEP_SIZE = 0x01
+_FALLOC_FL_PUNCH_HOLE = 0x02
 
 
 class StagingArea:
@@ -43,11 +53,15 @@ class StagingArea:
     they belong to, so they are left alone, named in a warning and listed in ``leftovers``.
     """
 
-    def __init__(self, root: Path, min_free_bytes: int = GiB, bucket: str = "") -> None:
+    def __init__(self, root: Path, min_free_bytes: int = GiB, bucket: str = "",
+                 max_cache_bytes: Optional[int] = None) -> None:
         self.root = Path(root)
         self.bucket = bucket or self.root.name
         self._space_lock = threading.Lock()
         self._allowance = 0  # bytes writes may still add before free space is asked again; guarded
+        #: The most bytes staged files may hold (``max_cache_mb``; ``None``: no bound but the disk).
+        self.max_cache_bytes = max_cache_bytes
+        self._staged_bytes = 0  # guarded by _space_lock: bytes written to staged files and not freed
         self.min_free_bytes = min_free_bytes
         self.leftovers: Tuple[Path, ...] = self._open_root()
         try:
@@ -137,6 +151,33 @@ class StagingArea:
             errno.ENOSPC,
         )
 
+    @property
+    def staged_bytes(self) -> int:
+        """Bytes the staged files hold by this area's count (what ``max_cache_mb`` bounds)."""
+        with self._space_lock:
+            return self._staged_bytes
+
+    def reserve(self, nbytes: int) -> None:
+        """Count ``nbytes`` more staged data, or raise ENOSPC when ``max_cache_mb`` would be
+        passed: the bound holds without asking the disk anything (an addition under a lock)."""
+        with self._space_lock:
+            limit = self.max_cache_bytes
+            if limit is not None and self._staged_bytes + nbytes > limit:
+                held = self._staged_bytes
+            else:
+                self._staged_bytes += nbytes
+                return
+        raise CosfsError(
+            f"staging directory {self.directory} holds {held} bytes of staged data; {nbytes} more "
+            f"would pass the {limit} bytes option max_cache_mb allows",
+            errno.ENOSPC,
+        )
+
+    def release(self, nbytes: int) -> None:
+        """``nbytes`` of staged data were freed (stored and punched out, truncated, deleted)."""
+        with self._space_lock:
+            self._staged_bytes = max(0, self._staged_bytes - nbytes)
+
     def create(self, key: str, base_etag: Optional[str] = None) -> "StagedFile":
         """A new empty staged file for ``key``, journalled as ``writing``; ``base_etag`` is the
         ETag of the object it replaces (``None``: no object)."""
@@ -176,6 +217,8 @@ class StagedFile:
         self._users = 0  # guarded by self._cond
         self._exclusive = False  # guarded by self._cond
         self._kept = False  # guarded by self._cond
+        #: Bytes counted in the area's ``staged_bytes`` for this file.
+        self._charged = 0  # guarded by self._cond
 
     @property
     def size(self) -> int:
@@ -218,6 +261,9 @@ class StagedFile:
             growth = min(len(data), max(0, end - self._size))
         if growth:
             self._area.check_space(growth)
+            self._area.reserve(growth)
+            with self._cond:
+                self._charged += growth
         with self._shared() as fd:
             view = memoryview(data)
             while view:
@@ -259,6 +305,28 @@ class StagedFile:
             self._io(os.ftruncate, self._check_open(fd), length)
             with self._cond:
                 self._size = length
+                freed = max(0, self._charged - length)
+                self._charged -= freed
+        self._area.release(freed)
+
+    def punch(self, start: int, end: int) -> bool:
+        """Free the disk blocks of bytes [start, end) (stored in COS already), keeping the
+        file's length: reads of the range then see zeros. Returns whether the filesystem
+        could (``fallocate(FALLOC_FL_PUNCH_HOLE)``; without it the bytes stay on disk)."""
+        if end <= start:
+            return True
+        with self._shared() as fd:
+            if _fallocate is None or _fallocate(fd, _FALLOC_FL_PUNCH_HOLE | _FALLOC_FL_KEEP_SIZE,
+                                                start, end - start) != 0:
+                code = ctypes.get_errno() if _fallocate is not None else errno.ENOSYS
+                log.info("could not free bytes %d..%d of staging file %s (%s); the staging area keeps "
+                         "them until the upload ends", start, end, self.path, os.strerror(code))
+                return False
+            with self._cond:
+                freed = min(self._charged, end - start)
+                self._charged -= freed
+        self._area.release(freed)
+        return True
 
     def fill(self, chunks: Iterable[bytes]) -> int:
         """Append ``chunks`` (a download) at the end; returns the number of bytes appended."""
@@ -289,7 +357,9 @@ class StagedFile:
             with self._cond:
                 self._fd = None
                 kept = self._kept
+                freed, self._charged = self._charged, 0
             os.close(fd)
+            self._area.release(freed)
         if force or not kept:
             self.path.unlink(missing_ok=True)
             self.record_path.unlink(missing_ok=True)
@@ -337,6 +407,21 @@ class StagedFile:
             return call(*args)
         except OSError as error:
             raise _local_error(error, f"staging file {self.path} of {self.label!r}") from error
+
+
+def _load_fallocate() -> Optional[Callable[..., int]]:
+    """libc's ``fallocate(2)``, or ``None`` where there is none (not Linux, no libc found)."""
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
+        call = libc.fallocate
+    except (OSError, AttributeError):
+        return None
+    call.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int64, ctypes.c_int64]
+    call.restype = ctypes.c_int
+    return call
+
+
+_fallocate = _load_fallocate()
 
 
 def _local_error(error: OSError, what: str) -> CosfsError:

@@ -46,6 +46,10 @@ class TrackedUpload:
         """``nbytes`` more are stored in COS."""
         self._tracker._add(self._token, nbytes)
 
+    def grow(self, total: int) -> None:
+        """The upload is of ``total`` bytes now (a streamed file grows while it is sent)."""
+        self._tracker._grow(self._token, total)
+
     def finish(self) -> None:
         """The upload is over (stored or failed); finishing twice does nothing."""
         self._tracker._finish(self._token)
@@ -84,6 +88,12 @@ class UploadTracker:
             running = self._running.get(token)
             if running is not None:
                 running.done = min(running.total, running.done + nbytes)
+
+    def _grow(self, token: int, total: int) -> None:
+        with self._lock:
+            running = self._running.get(token)
+            if running is not None:
+                running.total = max(running.total, total)
 
     def _finish(self, token: int) -> None:
         with self._lock:

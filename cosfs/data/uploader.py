@@ -15,9 +15,10 @@ import functools
 import logging
 import threading
 import time
+from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
-from typing import Callable, List, Optional, Protocol, Tuple
+from typing import Callable, Deque, List, Optional, Protocol, Sequence, Tuple
 
 from cosfs.data.upload_tracker import UploadTracker
 from cosfs.store.interface import Metadata, ObjectInfo, PartInfo, Store, UploadSession, plan_parts
@@ -70,15 +71,53 @@ class MultipartUpload:
     """
 
     def __init__(self, session: UploadSession, source: ByteSource, executor: ThreadPoolExecutor,
-                 slots: threading.Semaphore, on_stored: Callable[[int], None] = lambda nbytes: None) -> None:
+                 slots: threading.Semaphore, on_stored: Callable[[int], None] = lambda nbytes: None,
+                 on_part: Optional[Callable[[int, int, int], None]] = None) -> None:
         self.session = session
         self._on_stored = on_stored
+        #: Hears ``(number, start, end)`` of each part COS confirmed (a stream frees its bytes).
+        self._on_part = on_part
         self._source = source
         self._executor = executor
         self._slots = slots
         self._lock = threading.Lock()
         self._futures: List[Future] = []  # guarded by self._lock
         self._error: Optional[BaseException] = None  # guarded by self._lock
+        #: Parts offered while every slot was taken: sent as slots free up (``pump``).
+        self._backlog: Deque[Tuple[int, int, int]] = deque()  # guarded by self._lock
+
+    def offer(self, number: int, start: int, end: int) -> None:
+        """Queue part ``number`` without waiting for a slot (a streaming writer must not wait
+        for the network): it is sent as soon as a slot is free, when a part of this upload
+        ends or ``pump`` is called, and at the latest by ``finish``."""
+        self._raise_failure()
+        with self._lock:
+            self._backlog.append((number, start, end))
+        self.pump()
+
+    def pump(self) -> None:
+        """Send offered parts while slots are free."""
+        while True:
+            with self._lock:
+                if not self._backlog or self._error is not None or not self._slots.acquire(blocking=False):
+                    return
+                number, start, end = self._backlog.popleft()
+                try:
+                    future = self._executor.submit(self._put, number, start, end)
+                except BaseException:
+                    self._slots.release()
+                    raise
+                self._futures.append(future)
+            future.add_done_callback(self._done)
+
+    def _send_backlog(self) -> None:
+        """Send every offered part, waiting for slots."""
+        while True:
+            with self._lock:
+                if not self._backlog:
+                    return
+                number, start, end = self._backlog.popleft()
+            self.send(number, start, end)
 
     def send(self, number: int, start: int, end: int, copy: Optional[PartCopies] = None) -> None:
         """Queue part ``number``: bytes [start, end) of the source, or, with ``copy``, the same
@@ -96,14 +135,38 @@ class MultipartUpload:
             self._futures.append(future)
         future.add_done_callback(self._done)
 
-    def finish(self) -> ObjectInfo:
-        """Wait for every part, then complete; a transient failure of complete is retried once
-        (the same parts again, so it cannot store anything else)."""
+    @property
+    def failure(self) -> Optional[BaseException]:
+        """The first failed part's error, if any (read without the lock: one attribute load)."""
+        return self._error
+
+    @property
+    def in_flight(self) -> int:
+        """Parts queued or being sent."""
+        with self._lock:
+            return sum(1 for future in self._futures if not future.done()) + len(self._backlog)
+
+    def wait_sent(self) -> None:
+        """Wait for every part queued so far; raise if one failed (before a part is sent again,
+        so that the later copy is the one COS keeps)."""
+        self._send_backlog()
         with self._lock:
             futures = list(self._futures)
         wait(futures)
         self._raise_failure()
-        parts = sorted((future.result() for future in futures), key=lambda part: part.number)
+
+    def finish(self, stored: Sequence[PartInfo] = ()) -> ObjectInfo:
+        """Wait for every part, then complete with them and ``stored`` (parts an earlier try
+        left in COS); a part sent twice counts once, as its later copy. A transient failure of
+        complete is retried once (the same parts again, so it cannot store anything else)."""
+        self._send_backlog()
+        with self._lock:
+            futures = list(self._futures)
+        wait(futures)
+        self._raise_failure()
+        latest = {part.number: part for part in stored}
+        latest.update((part.number, part) for part in (future.result() for future in futures))
+        parts = sorted(latest.values(), key=lambda part: part.number)
         try:
             return self.session.complete(parts)
         except CosError as error:
@@ -116,11 +179,7 @@ class MultipartUpload:
         """Stop queued parts, wait for running ones, and discard the upload; the object is left
         as it was. A failing abort is logged, never raised (the caller has a better error);
         returns whether COS confirmed it."""
-        with self._lock:
-            futures = list(self._futures)
-        for future in futures:
-            future.cancel()
-        wait(futures)
+        self.stop()
         try:
             self.session.abort()
             return True
@@ -130,9 +189,20 @@ class MultipartUpload:
                         self.session.key, error)
             return False
 
+    def stop(self) -> None:
+        """Cancel the queued parts and wait for the running ones (the session stays as it is)."""
+        with self._lock:
+            self._backlog.clear()
+            futures = list(self._futures)
+        for future in futures:
+            future.cancel()
+        wait(futures)
+
     def _put(self, number: int, start: int, end: int) -> PartInfo:
         part = self.session.put_part(number, self._source.read_range(start, end))
         self._on_stored(end - start)
+        if self._on_part is not None:
+            self._on_part(number, start, end)
         return part
 
     def _copy(self, copy: PartCopies, number: int, start: int, end: int) -> PartInfo:
@@ -147,6 +217,7 @@ class MultipartUpload:
                 if self._error is None:
                     self._error = future.exception()
         self._slots.release()
+        self.pump()
 
     def _raise_failure(self) -> None:
         with self._lock:
@@ -172,6 +243,12 @@ class Uploader:
         self._executor = executor or ThreadPoolExecutor(
             max_workers=self.policy.parallel, thread_name_prefix="cosfs-upload")
         self._slots = threading.BoundedSemaphore(self.policy.parallel)
+
+    def parts_of(self, session: UploadSession, source: ByteSource,
+                 on_part: Callable[[int, int, int], None]) -> MultipartUpload:
+        """A ``MultipartUpload`` of ``session`` sharing this uploader's threads and memory bound
+        (a streaming writer feeds it part by part); ``on_part`` hears each stored part."""
+        return MultipartUpload(session, source, self._executor, self._slots, on_part=on_part)
 
     def close(self) -> None:
         """Stop the worker threads this uploader started (none if the executor was given)."""
@@ -236,11 +313,45 @@ class Uploader:
                 copied += copy is not None
                 upload.send(index + 1, start, end, copy)
             info = upload.finish()
+        except CosError as error:
+            info = self._resumed(key, staged, size, part_size, count, upload, error, on_stored)
+            if info is None:
+                if upload.abort():
+                    announce(None)  # else the journal keeps the id: the next mount aborts it
+                raise
         except BaseException:
             if upload.abort():
-                announce(None)  # else the journal keeps the id: the next mount aborts it
+                announce(None)
             raise
         announce(None)
         if copied:
             log.debug("upload of %r: %d of %d parts copied server-side", key, copied, count)
         return info, count
+
+    def _resumed(self, key: str, staged: ByteSource, size: int, part_size: int, count: int,
+                 failed: MultipartUpload, error: CosError, on_stored: Callable[[int], None]) -> Optional[ObjectInfo]:
+        """Where an unfinished upload outlives a failure (JSON: no abort, COS keeps the slices),
+        resume it once: ask COS which slices it holds (``find_upload``, ``list_parts``) and
+        send only the missing ones. ``None`` when there is nothing to resume or that fails too
+        (the caller then gives up with the first error)."""
+        if self._store.limits.abortable_uploads:
+            return None
+        failed.stop()
+        try:
+            session = self._store.find_upload(key, size)
+            if session is None or (session.part_size or part_size) != part_size:
+                return None
+            held = [part for part in session.list_parts()
+                    if 1 <= part.number <= count and part.size == min(size, part.number * part_size)
+                    - (part.number - 1) * part_size]
+            log.warning("upload of %r failed (%s); resuming it: COS holds %d of its %d parts",
+                        key, error, len(held), count)
+            resumed = MultipartUpload(session, staged, self._executor, self._slots, on_stored)
+            numbers = {part.number for part in held}
+            for index in range(count):
+                if index + 1 not in numbers:
+                    resumed.send(index + 1, index * part_size, min(size, (index + 1) * part_size))
+            return resumed.finish(held)
+        except CosError as again:
+            log.warning("resuming the upload of %r failed too: %s", key, again)
+            return None

@@ -56,12 +56,13 @@ from cosfs.data import journal, rebuild
 from cosfs.data.reader import ObjectReader
 from cosfs.data.sparse import SparseFile
 from cosfs.data.staging import StagedFile, StagingArea
+from cosfs.data.stream_upload import Streams, StreamUpload
 from cosfs.data.uploader import Uploader
 from cosfs.filesystem.lookup import Lookup
-from cosfs.filesystem.pending_meta import PendingMeta
+from cosfs.filesystem.pending_meta import Held, PendingMeta
 from cosfs.metadata import paths
 from cosfs.metadata.attrs import Attr, meta_for
-from cosfs.store.interface import Store
+from cosfs.store.interface import ObjectInfo, Store
 from cosfs.wire.errors import CosfsError
 
 log = logging.getLogger(__name__)
@@ -85,6 +86,8 @@ class FileNode:
         self.exists_remotely = exists_remotely  # guarded by self.lock
         self.staged: Optional[Staged] = None  # guarded by self.lock
         self.reader: Optional[ObjectReader] = None  # guarded by self.lock
+        #: Sending the file to COS while it is written (``cosfs.data.stream_upload``).
+        self.stream: Optional[StreamUpload] = None  # guarded by self.lock
         #: Changes made here (a new file's creation is one); COS holds ``stored_version``.
         self.version = 0 if exists_remotely else 1  # guarded by self.lock
         self.stored_version = 0  # guarded by self.lock
@@ -135,8 +138,11 @@ class OpenFiles:
         reader_factory: Callable[..., ObjectReader] = ObjectReader,
         max_remembered_versions: int = 100_000,
         pending: Optional[PendingMeta] = None,
+        streams: Optional[Streams] = None,
     ) -> None:
         self.store = store
+        #: Starts the streaming upload of a file written from offset 0 (``None``: never streamed).
+        self.streams = streams
         #: Metadata changes held after an upload; an upload of the file carries them.
         self.pending = pending or PendingMeta(store, lookup, None, "", 0)
         self.lookup = lookup
@@ -226,6 +232,7 @@ class OpenFiles:
         def make() -> FileNode:
             node = FileNode(path, key, attr, False)
             node.staged = self.staging.create(key)
+            node.stream = self._start_stream(node)
             return node
 
         fh = self._attach(path, make, False, owner)
@@ -262,6 +269,8 @@ class OpenFiles:
     def read(self, fh: int, size: int, offset: int) -> bytes:
         node = self.handle(fh).node
         with node.lock:
+            if node.stream is not None and node.stream.touches_sent(offset, offset + size):
+                self._end_stream(node, f"a read at offset {offset} of bytes already sent")
             sparse = node.staged if isinstance(node.staged, SparseFile) else None
             if sparse is None and node.staged is not None:
                 return node.staged.read(offset, size)
@@ -285,10 +294,14 @@ class OpenFiles:
         node = handle.node
         with node.lock:
             with _poisoned_on_failure(node):
+                if node.stream is not None:
+                    self._stream_before_write(node, node.size if handle.append else offset, len(data))
                 staged = self._ensure_staged(node)
                 if handle.append:
                     offset = staged.size
                 written = staged.write(offset, data)
+                if node.stream is not None:
+                    self._stream_wrote(node)
             node.emptied = False
             self._changed(node, handle)
         return written
@@ -300,10 +313,20 @@ class OpenFiles:
         node = handle.node
         with node.lock:
             with _poisoned_on_failure(node):
+                if node.stream is not None and (length == 0 or node.stream.touches_sent(length, node.size)):
+                    if length == 0:
+                        self._drop_stream(node)  # a new version starts, streamed afresh below
+                    else:
+                        self._end_stream(node, f"a truncate to {length} bytes cuts bytes already sent")
+                if length == 0 and isinstance(node.staged, SparseFile):
+                    node.staged.discard(force=True)  # nothing of the old object is kept: a plain new version
+                    node.staged = None
                 if length == 0 and node.staged is None:
                     node.staged = self.staging.create(node.key, self._base_etag(node))
                 staged = self._ensure_staged(node)
                 staged.truncate(length)
+                if length == 0 and node.stream is None:
+                    node.stream = self._start_stream(node)
             if length == 0:
                 node.poisoned = None
                 node.emptied = True
@@ -359,6 +382,57 @@ class OpenFiles:
             if not chunk:
                 return
             yield chunk
+
+    # --- streaming (the logic is in cosfs.data.stream_upload) ----------------------------
+
+    def _start_stream(self, node: FileNode) -> Optional[StreamUpload]:
+        """Under the node's lock: a stream for its just emptied staging file, if streaming is on."""
+        if self.streams is None or node.staged is None:
+            return None
+        return self.streams.start(node.key, node.staged)
+
+    def _stream_before_write(self, node: FileNode, offset: int, length: int) -> None:
+        """Under the node's lock: let the stream take a write (it may wait for the dirty
+        budget); a write into bytes already sent ends streaming first."""
+        stream = node.stream
+        try:
+            taken = stream.before_write(offset, length, node.size)
+        except CosfsError:
+            self._drop_stream(node)
+            raise
+        if not taken:
+            self._end_stream(node, f"a write at offset {offset} changes bytes already sent")
+
+    def _stream_wrote(self, node: FileNode) -> None:
+        """Under the node's lock: a write landed; full parts go to the upload pool."""
+        attr = node.attr
+        try:
+            node.stream.wrote(node.size, lambda: (meta_for(attr.mode, attr.uid, attr.gid, attr.mtime_ns,
+                                                           base=attr.meta), attr.content_type))
+        except CosfsError:
+            self._drop_stream(node)
+            raise
+
+    def _end_stream(self, node: FileNode, why: str) -> None:
+        """Under the node's lock: stop streaming before bytes already sent are changed or read.
+        With nothing freed from the staging file the session is aborted and the file is
+        staged whole again; otherwise the session is completed, so COS holds what was
+        written so far, and the file goes on as an existing object (SEMANTICS.md)."""
+        stream = node.stream
+        if not stream.stop():
+            self._drop_stream(node)
+            log.info("%s: %s; streaming stopped, the file is staged whole until it is closed", node.path, why)
+            return
+        log.info("%s: %s, and no longer on local disk: storing what was written so far, then going on "
+                 "as with any existing object", node.path, why)
+        self._store(node)
+
+    @staticmethod
+    def _drop_stream(node: FileNode) -> None:
+        """Under the node's lock: abort the node's stream, if any (its session too)."""
+        stream, node.stream = node.stream, None
+        if stream is not None:
+            stream.abort()
 
     # --- attributes ---------------------------------------------------------------------
 
@@ -441,6 +515,12 @@ class OpenFiles:
 
     def _store(self, node: FileNode) -> None:
         """Under the node's lock: upload its current version; raise (data kept) on failure."""
+        stream, node.stream = node.stream, None
+        if stream is not None:
+            if stream.begun:
+                self._store_stream(node, stream)
+                return
+            stream.end()
         staged = self._ensure_staged(node)
         attr = node.attr
         version = node.version
@@ -466,6 +546,43 @@ class OpenFiles:
             if not node.exists_remotely:
                 self.lookup.removed(node.path)  # never stored: it leaves the namespace now
             raise
+        self._record_stored(node, staged, attr, version, meta, info, held)
+
+    def _store_stream(self, node: FileNode, stream: StreamUpload) -> None:
+        """Under the node's lock: complete the node's streaming upload. A staging file with
+        bytes freed is no copy of the file any more: it goes once the object is stored, and a
+        failure poisons the file (nothing else could store it); otherwise a failure leaves it
+        to be stored whole, like any failed upload."""
+        staged = node.staged
+        attr = node.attr
+        version = node.version
+        meta = meta_for(attr.mode, attr.uid, attr.gid, attr.mtime_ns, base=attr.meta)
+        staged.journal(state=journal.CLOSED, meta=dict(meta), content_type=attr.content_type)
+        held = self.pending.take(node.path)
+        try:
+            info = stream.finish(meta, attr.content_type)
+        except CosfsError as error:
+            if held is not None:
+                self.pending.restore(held)
+            if stream.punched:
+                node.poisoned = error
+                log.error("streaming upload of %s failed: %s; COS keeps its previous version, and the part "
+                          "of the data still staged is discarded at the last close", node.path, error)
+            else:
+                node.failed = True
+                staged.journal(state=journal.FAILED)
+                log.error("streaming upload of %s failed: %s; its data is kept in %s", node.path, error, staged.path)
+            if not node.exists_remotely:
+                self.lookup.removed(node.path)
+            raise
+        self._record_stored(node, staged, attr, version, meta, info, held)
+        if stream.punched:
+            staged.discard(force=True)  # holes where the stored parts were: not a copy to read or resend
+            node.staged = None
+
+    def _record_stored(self, node: FileNode, staged: StagedFile, attr: Attr, version: int,
+                       meta: Dict[str, str], info: ObjectInfo, held: Optional[Held]) -> None:
+        """Under the node's lock: COS now holds ``version`` of the node, as ``info`` says."""
         was_new = not node.exists_remotely
         node.stored_version = version
         node.failed = False
@@ -507,6 +624,7 @@ class OpenFiles:
         close), then free the staging file, or keep it when its data is not in COS."""
         self._drop_reader(node)
         if node.poisoned is not None:
+            self._drop_stream(node)
             if node.staged is not None:
                 log.warning("discarding the incomplete data of %s (a write failed: %s); COS keeps its "
                             "previous version", node.path, node.poisoned.message)
@@ -520,6 +638,7 @@ class OpenFiles:
                 self._store(node)
             except CosfsError:
                 pass  # logged by _store with the staging path
+        self._drop_stream(node)
         if node.staged is not None:
             if node.dirty and not node.unlinked:
                 log.error("%s was closed without being stored; its data is kept in %s for the next mount "
@@ -566,6 +685,8 @@ class OpenFiles:
                 moved.append(node)
         for node in moved:
             with node.lock:
+                if node.stream is not None and not node.stream.begun:
+                    node.stream.key = node.key  # a begun stream was completed before the rename
                 if isinstance(node.staged, SparseFile) and not node.dirty:
                     # stored before the rename: its base was the old name's object; reads now
                     # go to the new name like any clean file's
@@ -581,6 +702,7 @@ class OpenFiles:
             return
         with node.lock:
             node.unlinked = True
+            self._drop_stream(node)
             if node.staged is not None:
                 node.staged.journal(state=journal.UNLINKED)
         with self._lock:

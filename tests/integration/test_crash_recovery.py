@@ -57,9 +57,13 @@ def test_kill_9_with_files_open_closed_and_in_flight(remount, emulator, api, tmp
     emulator.admin("stats/reset")
     copier = subprocess.Popen(["cp", str(in_flight), str(mounted.path / "in-flight.bin")])
     try:
-        wait_until(lambda: sum(v for k, v in emulator.stats().items()
-                               if k in ("xml.UploadPart", "json.upload_slice_data")) >= 1,
-                   60, what="the in-flight multipart upload to send a part")
+        # cp must be in its close: on the XML API the file streams, so parts leave while it
+        # is still written, and a kill then finds a file open for writing (lost+found).
+        wait_until(lambda: any(p.name.startswith("in-flight.bin.") and p.stat().st_size == 6 * MiB
+                               for p in (tmp_path / "crash-cache").rglob("*.staged"))
+                   and sum(v for k, v in emulator.stats().items()
+                           if k in ("xml.UploadPart", "json.upload_slice_data")) >= 1,
+                   60, what="the in-flight multipart upload to send a part once cp wrote everything")
         mounted.process.kill()
         mounted.process.wait(10)
     finally:

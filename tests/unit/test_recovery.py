@@ -211,7 +211,8 @@ def test_records_are_json_with_the_documented_fields(tmp_path):
     staged = area.create("k", None)
     fields = json.loads(staged.record_path.read_text())
     assert set(fields) == {"bucket", "key", "base_etag", "state", "meta", "content_type", "upload_id",
-                           "upload_started", "created", "sparse", "extents", "size", "base_size", "base_kept"}
+                           "upload_started", "created", "sparse", "extents", "size", "base_size", "base_kept",
+                           "punched", "stream_part_size"}
 
 
 def stage_sparse(area: StagingArea, store: FakeStore, key: str, state: str):
