@@ -42,8 +42,8 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable, Dict, List, Optional
 
 REPOSITORY = Path(__file__).resolve().parents[1]
 BUCKET = "bench-1250000000"
@@ -65,7 +65,7 @@ class Emulator:
         line = self.process.stdout.readline()
         self.url = line.split()[-1]
 
-    def stats(self) -> Dict[str, int]:
+    def stats(self) -> dict[str, int]:
         with urllib.request.urlopen(f"{self.url}/-/admin/stats", timeout=10) as answer:
             return json.loads(answer.read())["requests"]
 
@@ -100,7 +100,7 @@ def timed(action: Callable[[], object]) -> float:
 # --- the raw HTTP limit ----------------------------------------------------------------------
 
 
-def raw_limit(emulator: Emulator, size: int, files: int) -> Dict[str, float]:
+def raw_limit(emulator: Emulator, size: int, files: int) -> dict[str, float]:
     from boto3.s3.transfer import TransferConfig
 
     s3 = client(emulator)
@@ -147,8 +147,8 @@ def mount_s3fs(emulator: Emulator, mountpoint: Path, work: Path, api: str, cache
     passwd.chmod(0o600)
     return subprocess.Popen(
         ["s3fs", BUCKET, str(mountpoint), "-f", "-o",
-         f"url={emulator.url},use_path_request_style,passwd_file={passwd},endpoint=ap-guangzhou,sigv4,"
-         "max_stat_cache_size=200000"],
+         (f"url={emulator.url},use_path_request_style,passwd_file={passwd},endpoint=ap-guangzhou,sigv4,"
+          "max_stat_cache_size=200000")],
         stdout=subprocess.DEVNULL, stderr=open(work / "s3fs.log", "ab"))
 
 
@@ -177,7 +177,7 @@ def wait_mounted(path: Path, process: subprocess.Popen, timeout: float = 30) -> 
 
 
 def unmount(path: Path, process: subprocess.Popen) -> None:
-    subprocess.run(["fusermount3", "-u", str(path)], capture_output=True)
+    subprocess.run(["fusermount3", "-u", str(path)], capture_output=True, check=False)
     try:
         process.wait(60)
     except subprocess.TimeoutExpired:
@@ -207,7 +207,7 @@ def wait_stored(emulator: Emulator, prefix: str, count: int, min_size: int = 0, 
     raise RuntimeError(f"{count} objects under {prefix} did not arrive within {timeout} s")
 
 
-def through_mount(tool: str, emulator: Emulator, work: Path, size: int, files: int, api: str) -> Dict[str, float]:
+def through_mount(tool: str, emulator: Emulator, work: Path, size: int, files: int, api: str) -> dict[str, float]:
     mountpoint = work / f"mnt-{tool}"
     mountpoint.mkdir(exist_ok=True)
     mounter = MOUNTERS[tool]
@@ -219,8 +219,7 @@ def through_mount(tool: str, emulator: Emulator, work: Path, size: int, files: i
 
     def write_big() -> None:
         with open(mountpoint / f"{tool}-big.bin", "wb") as out:
-            for start in range(0, size, MiB):
-                out.write(data[start:start + MiB])
+            out.writelines(data[start:start + MiB] for start in range(0, size, MiB))
 
     results["write MB/s"] = size / MiB / timed(
         lambda: (write_big(), wait_stored(emulator, f"{tool}-big.bin", 1, size)))
@@ -274,9 +273,9 @@ FILE_META = {"mode": str(0o100644), "uid": "0", "gid": "0", "mtime": "1600000000
 DIRECTORY_META = {"mode": str(0o040755), "uid": "0", "gid": "0", "mtime": "1600000000"}
 
 
-def parse_counts(text: str) -> List[int]:
+def parse_counts(text: str) -> list[int]:
     """``"1000,10000"`` -> ``[1000, 10000]``: positive whole numbers, each once, in the order given."""
-    counts: List[int] = []
+    counts: list[int] = []
     for part in text.split(","):
         part = part.strip().replace("_", "")
         if not part.isdigit() or int(part) <= 0:
@@ -287,9 +286,9 @@ def parse_counts(text: str) -> List[int]:
     return counts
 
 
-def parse_latencies(text: str) -> List[int]:
+def parse_latencies(text: str) -> list[int]:
     """``"0,10"`` -> ``[0, 10]``: milliseconds the emulator adds to every request, zero allowed."""
-    latencies: List[int] = []
+    latencies: list[int] = []
     for part in text.split(","):
         part = part.strip()
         if not part.isdigit():
@@ -299,7 +298,7 @@ def parse_latencies(text: str) -> List[int]:
     return latencies
 
 
-def request_split(counts: Dict[str, int]) -> Dict[str, int]:
+def request_split(counts: dict[str, int]) -> dict[str, int]:
     """The emulator's per-operation counters as LIST, HEAD and everything else."""
     split = {"list": 0, "head": 0, "other": 0}
     for operation, count in counts.items():
@@ -312,7 +311,7 @@ def listing_directory(files: int) -> str:
     return f"list-{files}"
 
 
-def fill_listing(emulator: Emulator, files: int, threads: int) -> Optional[float]:
+def fill_listing(emulator: Emulator, files: int, threads: int) -> float | None:
     """Put ``files`` one-byte objects with attribute metadata under ``list-N/`` (and its directory object)
     through boto3; seconds it took, None when the emulator's root already holds them (``--root``)."""
     s3 = client(emulator, threads)
@@ -328,11 +327,11 @@ def fill_listing(emulator: Emulator, files: int, threads: int) -> Optional[float
     return time.perf_counter() - started
 
 
-def fill_cell(seconds: Optional[float]) -> str:
+def fill_cell(seconds: float | None) -> str:
     return "already in --root" if seconds is None else f"{seconds:.1f} s"
 
 
-def run_scenario(scenario: str, directory: Path) -> Optional[int]:
+def run_scenario(scenario: str, directory: Path) -> int | None:
     """Run one listing command on ``directory``; the number of files it showed (None for ``du``)."""
     if scenario == "ls -l":
         shown = subprocess.run(["ls", "-l", str(directory)], stdout=subprocess.PIPE, check=True).stdout
@@ -345,12 +344,12 @@ def run_scenario(scenario: str, directory: Path) -> Optional[int]:
 
 
 def listing_for_tool(tool: str, emulator: Emulator, work: Path, api: str, files: int,
-                     latency_ms: int) -> List[Dict[str, object]]:
+                     latency_ms: int) -> list[dict[str, object]]:
     """Each scenario cold, warm and remounted through ``tool``: seconds, requests by kind, files shown."""
     mountpoint = work / f"mnt-{tool}"
     mountpoint.mkdir(exist_ok=True)
     mounter = MOUNTERS[tool]
-    runs: List[Dict[str, object]] = []
+    runs: list[dict[str, object]] = []
     for scenario in LISTING_SCENARIOS:
         cache = work / f"{tool}-listing-cache"
         shutil.rmtree(cache, ignore_errors=True)
@@ -384,11 +383,11 @@ def listing_for_tool(tool: str, emulator: Emulator, work: Path, api: str, files:
     return runs
 
 
-def requests_cell(requests: Dict[str, int]) -> str:
+def requests_cell(requests: dict[str, int]) -> str:
     return f"{requests['list']:,} / {requests['head']:,} / {requests['other']:,}"
 
 
-def listing_table(runs: List[Dict[str, object]], latency_ms: int) -> str:
+def listing_table(runs: list[dict[str, object]], latency_ms: int) -> str:
     """One markdown table of the runs at ``latency_ms``: a row per scenario, N and state, a column of seconds
     per tool, cosfs's speed against s3fs's (s3fs seconds / cosfs seconds: above 1, cosfs is faster) with
     its target, the requests cosfs and s3fs sent (LIST / HEAD / other), and the CPU seconds the mount's
@@ -431,20 +430,20 @@ def seconds_cell(seconds: float) -> str:
     return f"{seconds:.3f}" if seconds < 0.1 else f"{seconds:,.2f}"
 
 
-def incomplete(run: Dict[str, object]) -> str:
+def incomplete(run: dict[str, object]) -> str:
     """A mark on a run that showed another number of files than there are."""
     shown = run.get("shown")
     return "" if shown is None or shown == run["files"] else f" (showed {shown:,})"
 
 
-def speed_cell(cosfs: Optional[Dict[str, object]], s3fs: Optional[Dict[str, object]], target: float) -> str:
+def speed_cell(cosfs: dict[str, object] | None, s3fs: dict[str, object] | None, target: float) -> str:
     if cosfs is None or s3fs is None:
         return "—"
     speed = float(s3fs["seconds"]) / max(float(cosfs["seconds"]), 0.001)
     return f"{speed:.2f}× (≥ {target:g}× {'met' if speed >= target else 'MISSED'})"
 
 
-def listings(emulator: Emulator, work: Path, args: argparse.Namespace, tools: List[str]) -> Dict[str, object]:
+def listings(emulator: Emulator, work: Path, args: argparse.Namespace, tools: list[str]) -> dict[str, object]:
     """Fill once, then every latency × N × tool; the runs and the fill times, as ``--json`` writes them."""
     fill_seconds = {}
     emulator.set_latency(0)
@@ -452,7 +451,7 @@ def listings(emulator: Emulator, work: Path, args: argparse.Namespace, tools: Li
         seconds = fill_listing(emulator, files, args.fill_threads)
         fill_seconds[files] = None if seconds is None else round(seconds, 1)
         print(f"fill {files:,} files: {fill_cell(seconds)}", file=sys.stderr)
-    runs: List[Dict[str, object]] = []
+    runs: list[dict[str, object]] = []
     for latency_ms in args.latency_ms:
         emulator.set_latency(latency_ms)
         for files in args.listing:
@@ -465,7 +464,7 @@ def listings(emulator: Emulator, work: Path, args: argparse.Namespace, tools: Li
 # --- the cost of one small request ----------------------------------------------------------
 
 
-def heads(emulator: Emulator, work: Path, count: int, threads: int, rounds: int) -> Dict[str, Dict[str, float]]:
+def heads(emulator: Emulator, work: Path, count: int, threads: int, rounds: int) -> dict[str, dict[str, float]]:
     """Stats per second and client CPU ms per stat for each API, best of ``rounds`` runs."""
     sys.path.insert(0, str(REPOSITORY))  # this checkout's cosfs, not an installed one
     from cosfs.command.options import options_from_string
@@ -484,7 +483,7 @@ def heads(emulator: Emulator, work: Path, count: int, threads: int, rounds: int)
         store = build_store(BUCKET, options_from_string(f"api={api},endpoint={emulator.url},passwd_file={passwd}"))
         if store.stat(keys[0]) is None:
             raise RuntimeError(f"{api} store does not see {keys[0]}")
-        best: Dict[str, float] = {}
+        best: dict[str, float] = {}
         for _ in range(rounds):
             with concurrent.futures.ThreadPoolExecutor(threads) as pool:
                 cpu_started, started = time.process_time(), time.perf_counter()
@@ -498,14 +497,14 @@ def heads(emulator: Emulator, work: Path, count: int, threads: int, rounds: int)
     return results
 
 
-def heads_table(results: Dict[str, Dict[str, float]]) -> str:
+def heads_table(results: dict[str, dict[str, float]]) -> str:
     lines = ["| API | stats/s | client CPU ms per stat |", "|---|---|---|"]
     for api, values in results.items():
         lines.append(f"| {api} | {values['heads_per_s']:,.0f} | {values['cpu_ms']:.3f} |")
     return "\n".join(lines)
 
 
-def table(rows: Dict[str, Dict[str, float]], baseline: Dict[str, float]) -> str:
+def table(rows: dict[str, dict[str, float]], baseline: dict[str, float]) -> str:
     metrics = ["write MB/s", "read MB/s", "small files/s", "ls -l cold s", "ls -l cold requests",
                "ls -l warm s", "ls -l warm requests"]
     lines = ["| metric | raw HTTP (boto3) | " + " | ".join(rows) + " |",
@@ -522,7 +521,7 @@ def table(rows: Dict[str, Dict[str, float]], baseline: Dict[str, float]) -> str:
     return "\n".join(lines)
 
 
-def installed(tools: str) -> List[str]:
+def installed(tools: str) -> list[str]:
     """The tools of ``--tools`` that can run here; the others are named on stderr."""
     found = []
     for tool in tools.split(","):
@@ -535,7 +534,7 @@ def installed(tools: str) -> List[str]:
     return found
 
 
-def main(argv: Optional[List[str]] = None) -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--size-mib", type=int, default=256, help="size of the large file")
     parser.add_argument("--files", type=int, default=1000, help="number of 4 KiB files")
