@@ -4,6 +4,7 @@
     python scripts/bench.py [--size-mib 256] [--files 1000] [--api xml] [--tools cosfs,s3fs,rclone]
     python scripts/bench.py --heads 2000 [--threads 8]
     python scripts/bench.py --listing 1000,10000 [--latency-ms 0,10] [--tools cosfs,s3fs,rclone] [--json FILE]
+    python scripts/bench.py --large [--large-gib 1] [--huge-gib 4] [--scale-mib 1,16,256] [--rsync-files 3000]
 
 Everything runs in one go on one machine, so compare the ratios, not the absolute numbers
 (these machines are shared and noisy). The raw limit is boto3 talking to the same server:
@@ -27,6 +28,15 @@ after) and remounted (unmounted and mounted again on the same cache directory, w
 attribute database; s3fs and rclone keep no metadata on disk). One markdown table per ``--latency-ms``
 (set on the emulator between runs): seconds per tool, cosfs's speed against s3fs with the target of
 issue 10, and LIST / HEAD / other requests counted by the emulator; ``--json FILE`` keeps the runs.
+
+``--large`` measures issue 11's large-file and rsync rows for the raw line and each tool, one after the other
+on one emulator: writes of every size (``dd bs=1M`` from one local random file, timed until the object is
+in the bucket; the scaling table, with each write's peak RSS and local disk), the ``--large-gib`` object
+read after a remount on an empty cache directory, 1 MiB appended to it (``cat >>``, also as a share of its
+write time) and 4 KiB rewritten in its middle (``dd conv=notrunc``), both on server-side copies of the raw
+line's object, then ``rsync -a`` of a tree of ``--rsync-files`` 4 KiB files into a fresh mount: files per
+second and the emulator's requests per file. Each result is checked against the bucket (``WRONG`` when it
+differs). Disk needed: about three times ``--huge-gib`` (the local source, the tool's staging, the bucket).
 """
 
 from __future__ import annotations
@@ -602,12 +612,15 @@ def local_disk_bytes(directory: Path, pid: int | None) -> int:
 class PeakWatch:
     """The peak RSS and local disk of a tool's process while one action runs. The RSS is the kernel's own
     peak (``VmHWM``), reset when the watch starts by writing 5 to ``/proc/PID/clear_refs``; where that is
-    refused, the peak of ``VmRSS`` sampled with the disk every ``SAMPLE_SECONDS`` stands in for it."""
+    refused, the peak of ``VmRSS`` sampled with the disk every ``SAMPLE_SECONDS`` stands in for it. The disk
+    is what the action added at its peak: a tool's cache may still hold earlier files (rclone keeps what it
+    uploaded), which are not this write's cost."""
 
     def __init__(self, pid: int, directory: Path) -> None:
         self.pid, self.directory = pid, directory
         self.peak_rss_kib = 0
         self.peak_disk = 0
+        self.disk_at_start = 0
         self.exact_rss = False
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -618,6 +631,7 @@ class PeakWatch:
             self.exact_rss = True
         except OSError:
             self.exact_rss = False
+        self.disk_at_start = local_disk_bytes(self.directory, self.pid)
         self._sample()
         self._thread.start()
 
@@ -812,7 +826,7 @@ def measure(tool: str, scenario: str, size_mib: int, emulator: Emulator, poller:
     run = large_run(tool, scenario, size_mib, seconds, close_seconds=round(closed, 3), requests=requests,
                     client_cpu=round(client_cpu, 2), server_cpu=round(server_cpu, 2))
     if watch is not None:
-        run.update(peak_rss_mib=round(watch.peak_rss_kib / 1024, 1), peak_disk_mib=round(watch.peak_disk / MiB, 1),
+        run.update(peak_rss_mib=round(watch.peak_rss_kib / 1024, 1), peak_disk_mib=round((watch.peak_disk - watch.disk_at_start) / MiB, 1),
                    rss_is_vmhwm=watch.exact_rss)
     run["ok"] = bool(check())
     print(f"  {tool}, {scenario}{f' {size_label(size_mib)}' if size_mib else ''}: {seconds:.2f} s (close {closed:.2f} s), "
@@ -1117,8 +1131,9 @@ def large_header(args: argparse.Namespace, command: str) -> str:
          "raw line's object, timed until the bucket holds the change; raw HTTP: boto3, 8 threads, 8 MiB parts "
          "(rsync: put_object from 8 threads)"),
         ("peak RSS: VmHWM of the tool's process, reset through /proc/PID/clear_refs before each write; local "
-         "disk: blocks of the files under the tool's cache directory plus of deleted files its process holds "
-         "open (s3fs without use_cache keeps its temporary files so, in /tmp), sampled every "
+         "disk: what the write added to the blocks of the files under the tool's cache directory plus of "
+         "deleted files its process holds open (s3fs without use_cache keeps its temporary files so, in /tmp), "
+         "sampled every "
          f"{SAMPLE_SECONDS * 1000:.0f} ms; requests: counted by the emulator, the bench's own polling taken out "
          "(rsync: through the unmount)"),
     ])
