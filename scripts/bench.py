@@ -667,12 +667,14 @@ class Poller:
     def _count(self, **_: object) -> None:
         self.requests += 1
 
-    def until(self, check: Callable[[], bool], what: str, timeout: float = 1800) -> None:
+    def until(self, check: Callable[[], bool], what: str, interval: float = 0.05, timeout: float = 1800) -> None:
+        """Until ``check()`` holds, asking every ``interval`` seconds (a listing of thousands of keys less
+        often than a HEAD: the polls share the 2 CPUs with the tool they wait for)."""
         deadline = time.monotonic() + timeout
         while not check():
             if time.monotonic() > deadline:
                 raise RuntimeError(f"{what}: not in the bucket within {timeout:.0f} s")
-            time.sleep(0.05)
+            time.sleep(interval)
 
     def size(self, key: str) -> int | None:
         try:
@@ -826,11 +828,12 @@ def measure(tool: str, scenario: str, size_mib: int, emulator: Emulator, poller:
     run = large_run(tool, scenario, size_mib, seconds, close_seconds=round(closed, 3), requests=requests,
                     client_cpu=round(client_cpu, 2), server_cpu=round(server_cpu, 2))
     if watch is not None:
-        run.update(peak_rss_mib=round(watch.peak_rss_kib / 1024, 1), peak_disk_mib=round((watch.peak_disk - watch.disk_at_start) / MiB, 1),
-                   rss_is_vmhwm=watch.exact_rss)
+        run.update(peak_rss_mib=round(watch.peak_rss_kib / 1024, 1),
+                   peak_disk_mib=round((watch.peak_disk - watch.disk_at_start) / MiB, 1), rss_is_vmhwm=watch.exact_rss)
     run["ok"] = bool(check())
-    print(f"  {tool}, {scenario}{f' {size_label(size_mib)}' if size_mib else ''}: {seconds:.2f} s (close {closed:.2f} s), "
-          f"{requests:,} requests{'' if run['ok'] else ', WRONG RESULT'}", file=sys.stderr)
+    size = f" {size_label(size_mib)}" if size_mib else ""
+    print(f"  {tool}, {scenario}{size}: {seconds:.2f} s (close {closed:.2f} s), {requests:,} requests"
+          f"{'' if run['ok'] else ', WRONG RESULT'}", file=sys.stderr)
     return run
 
 
@@ -976,7 +979,7 @@ def rsync_pass(tool: str, emulator: Emulator, work: Path, api: str, sources: Lar
             tool, "rsync", 0, emulator, poller,
             lambda: done.append(subprocess.run(["rsync", "-a", f"{sources.tree}/", str(mountpoint / f"rsync-{tool}")],
                                                capture_output=True, text=True, check=False)),
-            lambda: poller.until(lambda: expected <= poller.keys(f"rsync-{tool}/"), f"rsync-{tool}/"),
+            lambda: poller.until(lambda: expected <= poller.keys(f"rsync-{tool}/"), f"rsync-{tool}/", interval=0.25),
             lambda: True, process, cache)
         polled = poller.requests
     run["requests"] = sum(emulator.stats().values()) - polled

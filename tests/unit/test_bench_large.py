@@ -119,8 +119,8 @@ def test_the_large_table_compares_with_raw_and_s3fs_and_checks_each_target():
     runs = [value for value in runs if (value["tool"], value["scenario"]) not in {("raw", "append"),
                                                                                  ("raw", "rewrite")}]
     lines = bench.large_table(runs, 1024, 4096, "xml").splitlines()
-    assert lines[0] == ("| metric | raw HTTP (boto3) | cosfs (api=xml) | s3fs | rclone | cosfs against issue 11's target "
-                        "| cosfs requests | s3fs requests | CPU s cosfs / emulator | CPU s s3fs / emulator |")
+    assert lines[0] == ("| metric | raw HTTP (boto3) | cosfs (api=xml) | s3fs | rclone "
+                        "| cosfs against issue 11's target | cosfs requests | s3fs requests | CPU s cosfs / emulator | CPU s s3fs / emulator |")
     rows = {line.split(" | ")[0][2:]: line for line in lines[2:]}
     assert rows["write 1 GiB MB/s"] == ("| write 1 GiB MB/s | 512.0 | 256.0 (50% of raw, 2.00× s3fs) "
                                         "| 128.0 (25% of raw) | 64.0 (12% of raw, 0.50× s3fs) | — | 1 | 1 "
