@@ -22,7 +22,7 @@ from typing import Callable, Dict, List, NamedTuple, Optional
 from cosfs.filesystem import tree
 from cosfs.filesystem.lookup import Lookup
 from cosfs.filesystem.open_files import OpenFiles
-from cosfs.metadata import paths, xattrs
+from cosfs.metadata import acl, paths, xattrs
 from cosfs.metadata.attrs import (
     META_RDEV,
     SPECIAL,
@@ -56,6 +56,13 @@ class DirEntry(NamedTuple):
 
 def error(path: str, what: str, code: int) -> CosfsError:
     return CosfsError(f"{path}: {what}", code)
+
+
+def _acl_following(attr: Attr, mode: int) -> Dict[str, Dict[str, str]]:
+    """The ``meta`` change a chmod to ``mode`` makes: a stored access ACL follows the new
+    bits, as on a disk (``cosfs.metadata.acl``); none without one."""
+    meta = acl.meta_after_chmod(attr.meta, mode)
+    return {} if meta is None else {"meta": meta}
 
 
 class CosFilesystem:
@@ -337,7 +344,8 @@ class CosFilesystem:
 
     def chmod(self, path: str, mode: int) -> None:
         attr = self.getattr(path)
-        self._set_attr(path, attr, mode=stat.S_IFMT(attr.mode) | (mode & 0o7777))
+        new_mode = stat.S_IFMT(attr.mode) | (mode & 0o7777)
+        self._set_attr(path, attr, mode=new_mode, **_acl_following(attr, new_mode))
 
     def chown(self, path: str, uid: int, gid: int) -> None:
         attr = self.getattr(path)
@@ -386,23 +394,33 @@ class CosFilesystem:
     def setxattr(self, path: str, name: str, value: bytes, flags: int) -> None:
         """Set attribute ``name``: EEXIST with XATTR_CREATE if it exists, ENODATA with
         XATTR_REPLACE if not. Stored like a chmod: in place (a copy onto itself, never the
-        data again), held after an upload, or with the upload of a file being written."""
+        data again), held after an upload, or with the upload of a file being written.
+        An access ACL sets the mode's bits too, and is not kept when the mode says it all
+        (``cosfs.metadata.acl``)."""
         attr = self.getattr(path)
-        self._change_xattrs(path, attr, xattrs.with_attribute(attr.meta, name, value, flags, path))
+        meta = xattrs.with_attribute(attr.meta, name, value, flags, path)
+        if name != acl.ACCESS:
+            self._change_xattrs(path, attr, meta)
+            return
+        mode, equivalent = acl.mode_of(acl.parse(value, path), attr.mode)
+        if equivalent:
+            meta = xattrs.without_attribute(meta, name, path)
+        self._change_xattrs(path, attr, meta, mode=mode)
 
     def removexattr(self, path: str, name: str) -> None:
         attr = self.getattr(path)
         self._change_xattrs(path, attr, xattrs.without_attribute(attr.meta, name, path))
 
-    def _change_xattrs(self, path: str, attr: Attr, meta: Dict[str, str]) -> None:
-        """Store ``meta`` (the attributes' new encoding) as ``path``'s metadata; E2BIG, before
-        any request, when COS would refuse the whole metadata as too large."""
-        size = xattrs.meta_bytes(meta_of(dataclasses.replace(attr, meta=meta)))
+    def _change_xattrs(self, path: str, attr: Attr, meta: Dict[str, str], **changes) -> None:
+        """Store ``meta`` (the attributes' new encoding) as ``path``'s metadata, with
+        ``changes``; E2BIG, before any request, when COS would refuse the whole metadata as
+        too large."""
+        size = xattrs.meta_bytes(meta_of(dataclasses.replace(attr, meta=meta, **changes)))
         limit = self.store.limits.max_meta_bytes
         if size > limit:
             raise error(path, f"extended attributes refused: the object's metadata would be {size} bytes, "
                               f"and COS keeps at most {limit}", errno.E2BIG)
-        self._set_attr(path, attr, meta=meta)
+        self._set_attr(path, attr, meta=meta, **changes)
 
     # --- rename -------------------------------------------------------------------------
 
