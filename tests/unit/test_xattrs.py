@@ -51,7 +51,8 @@ def test_flags():
     with pytest.raises(CosfsError) as missing:
         xattrs.with_attribute(meta, "user.b", b"2", xattrs.XATTR_REPLACE, "/f")
     assert missing.value.errno == errno.ENODATA
-    assert xattrs.value_of(xattrs.with_attribute(meta, "user.a", b"2", xattrs.XATTR_REPLACE, "/f"), "user.a", "/f") == b"2"
+    replaced = xattrs.with_attribute(meta, "user.a", b"2", xattrs.XATTR_REPLACE, "/f")
+    assert xattrs.value_of(replaced, "user.a", "/f") == b"2"
 
 
 def test_removing_the_last_attribute_leaves_an_empty_object_for_the_json_api_merge():
@@ -61,6 +62,26 @@ def test_removing_the_last_attribute_leaves_an_empty_object_for_the_json_api_mer
     with pytest.raises(CosfsError) as missing:
         xattrs.without_attribute(emptied, "user.a", "/f")
     assert missing.value.errno == errno.ENODATA
+
+
+def test_acl_sets_the_mode_and_follows_a_chmod():
+    """setfacl -m u:1234:rw,g:99:r on a 0644 file: the mask (rw) becomes the group bits;
+    a chmod to 0640 makes the mask r."""
+    import struct
+
+    from cosfs.metadata import acl
+
+    entries = [(acl.USER_OBJ, 6, 0xFFFFFFFF), (acl.USER, 6, 1234), (acl.GROUP_OBJ, 4, 0xFFFFFFFF),
+               (acl.GROUP, 4, 99), (acl.MASK, 6, 0xFFFFFFFF), (acl.OTHER, 4, 0xFFFFFFFF)]
+    value = struct.pack("<I", 2) + b"".join(struct.pack("<HHI", *entry) for entry in entries)
+    assert acl.mode_of(acl.parse(value, "/f"), 0o100644) == (0o100664, False)
+    assert acl.mode_of([entries[0], entries[2], entries[5]], 0o100600) == (0o100644, True)
+    chmodded = acl.parse(acl.with_mode(value, 0o640), "/f")
+    assert [permissions for tag, permissions, _ in chmodded if tag == acl.MASK] == [4]
+    for broken in (b"", struct.pack("<I", 1), value[:-1], struct.pack("<I", 2) + struct.pack("<HHI", *entries[0])):
+        with pytest.raises(CosfsError) as refused:
+            acl.parse(broken, "/f")
+        assert refused.value.errno == errno.EINVAL
 
 
 def test_meta_bytes_counts_names_and_values_in_utf8():
