@@ -147,7 +147,7 @@ class Lookup:
 
     def fetch(self, path: str, kind: Optional[str]) -> Optional[Attr]:
         """Ask COS what ``path`` is; ``kind`` from a listing saves the requests that cannot match."""
-        if kind in (None, "file", "symlink"):
+        if kind != "dir":
             info = self.store.stat(self.mapper.file_key(path))
             if info is not None and not info.is_dir:
                 attr = attr_from_info(info, self.defaults)

@@ -22,8 +22,17 @@ from typing import Callable, Dict, List, NamedTuple, Optional
 from cosfs.filesystem import tree
 from cosfs.filesystem.lookup import Lookup
 from cosfs.filesystem.open_files import OpenFiles
-from cosfs.metadata import paths
-from cosfs.metadata.attrs import Attr, AttrDefaults, implicit_dir_attr, meta_for
+from cosfs.metadata import acl, paths, xattrs
+from cosfs.metadata.attrs import (
+    META_RDEV,
+    SPECIAL,
+    SPECIAL_TYPES,
+    Attr,
+    AttrDefaults,
+    implicit_dir_attr,
+    meta_for,
+    meta_of,
+)
 from cosfs.store.interface import Store
 from cosfs.wire.errors import CosError, CosfsError
 
@@ -47,6 +56,13 @@ class DirEntry(NamedTuple):
 
 def error(path: str, what: str, code: int) -> CosfsError:
     return CosfsError(f"{path}: {what}", code)
+
+
+def _acl_following(attr: Attr, mode: int) -> Dict[str, Dict[str, str]]:
+    """The ``meta`` change a chmod to ``mode`` makes: a stored access ACL follows the new
+    bits, as on a disk (``cosfs.metadata.acl``); none without one."""
+    meta = acl.meta_after_chmod(attr.meta, mode)
+    return {} if meta is None else {"meta": meta}
 
 
 class CosFilesystem:
@@ -234,11 +250,29 @@ class CosFilesystem:
     def link(self, path: str, target: str) -> None:
         raise error(path, "hard links are not supported on COS", errno.EPERM)
 
-    def mknod(self, path: str) -> None:
-        """Device files, FIFOs and sockets cannot be stored: EPERM, after the name is checked
-        like any new name (a control character is EINVAL here as in create)."""
-        self.mapper.check(path)
-        raise error(path, "device files, FIFOs and sockets cannot be stored in COS", errno.EPERM)
+    def mknod(self, path: str, mode: int, rdev: int, uid: int, gid: int) -> None:
+        """A FIFO, socket or device file (a regular file too, for a caller that makes one
+        this way): an empty object whose stored mode carries the type, and a device its
+        number (``rdev``), as s3fs stores them. Opening one is the kernel's business (a
+        FIFO's pipe, a device's driver): cosfs only keeps the node. Any other type is EINVAL."""
+        self._writable(path)
+        self._parent_dir(path)
+        type_bits = stat.S_IFMT(mode) or stat.S_IFREG
+        if type_bits in SPECIAL_TYPES:
+            kind = SPECIAL
+        elif type_bits == stat.S_IFREG:
+            kind = "file"
+        else:
+            raise error(path, f"mknod cannot make a node of type {type_bits:#o}", errno.EINVAL)
+        self._absent(path)
+        mode = type_bits | (mode & 0o7777)
+        mtime_ns = self._now_ns()
+        meta = meta_for(mode, uid, gid, mtime_ns)
+        if kind == SPECIAL and rdev:
+            meta[META_RDEV] = str(rdev)
+        info = self.store.put_object(self.mapper.file_key(path), b"", meta, "application/octet-stream")
+        self.lookup.added(path, Attr(kind=kind, mode=mode, uid=uid, gid=gid, size=0, mtime_ns=mtime_ns,
+                                     etag=info.etag, meta=meta))
 
     # --- files --------------------------------------------------------------------------
 
@@ -310,7 +344,8 @@ class CosFilesystem:
 
     def chmod(self, path: str, mode: int) -> None:
         attr = self.getattr(path)
-        self._set_attr(path, attr, mode=stat.S_IFMT(attr.mode) | (mode & 0o7777))
+        new_mode = stat.S_IFMT(attr.mode) | (mode & 0o7777)
+        self._set_attr(path, attr, mode=new_mode, **_acl_following(attr, new_mode))
 
     def chown(self, path: str, uid: int, gid: int) -> None:
         attr = self.getattr(path)
@@ -329,7 +364,7 @@ class CosFilesystem:
         new = dataclasses.replace(attr, **changes)
         if path == "/":
             raise error(path, "the mount root's attributes are fixed", errno.EPERM)
-        meta = meta_for(new.mode, new.uid, new.gid, new.mtime_ns, base=attr.meta)
+        meta = meta_for(new.mode, new.uid, new.gid, new.mtime_ns, base=new.meta)
         key = self.mapper.dir_key(path) if attr.kind == "dir" else self.mapper.file_key(path)
         changed = dataclasses.replace(new, meta=meta)
         if attr.kind == "file" and self.pending.hold(path, key, changed):
@@ -344,6 +379,48 @@ class CosFilesystem:
             self.store.create_dir(key, meta)  # a directory without marker gets one
         self.lookup.learn(path, changed)
         self.files.stored_attr(path, changed)
+
+    # --- extended attributes ------------------------------------------------------------
+
+    def getxattr(self, path: str, name: str) -> bytes:
+        """Attribute ``name`` of ``path`` (ENODATA if none), from the metadata its attributes
+        came with: no request when they are cached, as after the ``stat`` that ``ls -l`` makes
+        before it asks for ``security.selinux`` and ``system.posix_acl_access``."""
+        return xattrs.value_of(self.getattr(path).meta, name, path)
+
+    def listxattr(self, path: str) -> List[str]:
+        return sorted(xattrs.decode(self.getattr(path).meta))
+
+    def setxattr(self, path: str, name: str, value: bytes, flags: int) -> None:
+        """Set attribute ``name``: EEXIST with XATTR_CREATE if it exists, ENODATA with
+        XATTR_REPLACE if not. Stored like a chmod: in place (a copy onto itself, never the
+        data again), held after an upload, or with the upload of a file being written.
+        An access ACL sets the mode's bits too, and is not kept when the mode says it all
+        (``cosfs.metadata.acl``)."""
+        attr = self.getattr(path)
+        meta = xattrs.with_attribute(attr.meta, name, value, flags, path)
+        if name != acl.ACCESS:
+            self._change_xattrs(path, attr, meta)
+            return
+        mode, equivalent = acl.mode_of(acl.parse(value, path), attr.mode)
+        if equivalent:
+            meta = xattrs.without_attribute(meta, name, path)
+        self._change_xattrs(path, attr, meta, mode=mode)
+
+    def removexattr(self, path: str, name: str) -> None:
+        attr = self.getattr(path)
+        self._change_xattrs(path, attr, xattrs.without_attribute(attr.meta, name, path))
+
+    def _change_xattrs(self, path: str, attr: Attr, meta: Dict[str, str], **changes) -> None:
+        """Store ``meta`` (the attributes' new encoding) as ``path``'s metadata, with
+        ``changes``; E2BIG, before any request, when COS would refuse the whole metadata as
+        too large."""
+        size = xattrs.meta_bytes(meta_of(dataclasses.replace(attr, meta=meta, **changes)))
+        limit = self.store.limits.max_meta_bytes
+        if size > limit:
+            raise error(path, f"extended attributes refused: the object's metadata would be {size} bytes, "
+                              f"and COS keeps at most {limit}", errno.E2BIG)
+        self._set_attr(path, attr, meta=meta, **changes)
 
     # --- rename -------------------------------------------------------------------------
 

@@ -24,6 +24,11 @@ from cosfs.wire.errors import CosfsError
 log = logging.getLogger(__name__)
 
 
+#: Errors that are answers, not failures: logged at DEBUG (a missing xattr is asked for by
+#: every ``ls -l`` of every entry).
+_ROUTINE_ERRNOS = (errno.ENOENT, errno.EEXIST, errno.ENOTEMPTY, errno.ENODATA)
+
+
 def translated(method):
     """Run a callback, turning our errors into ``FuseOSError(errno)``."""
 
@@ -33,7 +38,7 @@ def translated(method):
         try:
             return method(self, *args)
         except CosfsError as failure:
-            level = logging.DEBUG if failure.errno in (errno.ENOENT, errno.EEXIST, errno.ENOTEMPTY) else logging.WARNING
+            level = logging.DEBUG if failure.errno in _ROUTINE_ERRNOS else logging.WARNING
             log.log(level, "%s%r: %s", method.__name__, args[:1], failure)
             raise binding.FuseOSError(failure.errno) from None
         except binding.FuseOSError:
@@ -226,7 +231,7 @@ class CosOperations(binding.Operations):
 
     @translated
     def mknod(self, path, mode, dev):
-        self.fs.mknod(path)
+        self.fs.mknod(path, mode, dev, *_caller())
 
     @translated
     def statfs(self, path):
@@ -254,24 +259,25 @@ class CosOperations(binding.Operations):
         self.fs.utimens(path, modification_time(times))
         return 0
 
-    # Extended attributes are not stored. ENOSYS tells the kernel once per mount; from then
-    # on it answers EOPNOTSUPP itself, so ``ls -l`` (two xattr lookups per entry, for ACLs
-    # and security labels) makes no call into cosfs for them.
+    # Extended attributes: ``ls -l`` asks for two per entry (ACLs and security labels), each
+    # answered from the attributes the preceding ``stat`` cached, without a request.
     @translated
     def getxattr(self, path, name, position=0):
-        raise binding.FuseOSError(errno.ENOSYS)
+        return self.fs.getxattr(path, name)
 
     @translated
     def listxattr(self, path):
-        raise binding.FuseOSError(errno.ENOSYS)
+        return self.fs.listxattr(path)
 
     @translated
     def setxattr(self, path, name, value, options, position=0):
-        raise binding.FuseOSError(errno.ENOSYS)
+        self.fs.setxattr(path, name, value, options)
+        return 0
 
     @translated
     def removexattr(self, path, name):
-        raise binding.FuseOSError(errno.ENOSYS)
+        self.fs.removexattr(path, name)
+        return 0
 
     # --- files --------------------------------------------------------------------------
 

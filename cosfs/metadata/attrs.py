@@ -19,8 +19,12 @@ Where COSFS parses an unparsable value as 0 (``"0644x"`` -> mode 0, ``"1.5x"`` -
 cosfs falls back to the default instead: the mount's umask-derived mode, its uid/gid, or
 Last-Modified. Out-of-range numbers (a mode above 0o177777, an id of 2**32 or more, an
 mtime whose nanoseconds overflow 64 bits) count as unparsable. Nothing is logged: these
-values come from other tools and are not our errors. An object whose type bits name a
-device, FIFO or socket shows as a regular file.
+values come from other tools and are not our errors.
+
+Special files (FIFOs, sockets, character and block devices, made by ``mknod``) are empty
+objects whose ``mode`` carries their type bits, as s3fs stores them; a device's number is
+``rdev``, the kernel's ``dev_t`` in decimal (the key older s3fs versions and s3fs-c wrote;
+absent or unparsable: 0). Extended attributes are ``xattr`` (``cosfs.metadata.xattrs``).
 
 Pure functions and frozen values: no I/O.
 """
@@ -40,14 +44,23 @@ FILE = "file"
 DIR = "dir"
 SYMLINK = "symlink"
 
-#: kind -> the st_mode type bits it carries.
+#: A FIFO, socket or device: an empty object whose mode says which (``SPECIAL_TYPES``).
+SPECIAL = "special"
+
+#: kind -> the st_mode type bits it carries (a special file: one of ``SPECIAL_TYPES``).
 TYPE_BITS = {FILE: stat.S_IFREG, DIR: stat.S_IFDIR, SYMLINK: stat.S_IFLNK}
+#: The type bits of the special files ``mknod`` makes.
+SPECIAL_TYPES = frozenset({stat.S_IFIFO, stat.S_IFSOCK, stat.S_IFCHR, stat.S_IFBLK})
+#: Every kind an ``Attr`` may have.
+KINDS = frozenset(TYPE_BITS) | {SPECIAL}
 
 META_MODE = "mode"
 META_UID = "uid"
 META_GID = "gid"
 META_MTIME = "mtime"
 META_MTIME_NSEC = "mtime-nsec"
+#: A device file's number (``st_rdev``), in decimal.
+META_RDEV = "rdev"
 #: s3sync's names, read (never written) when the COSFS ones are absent.
 META_PERMISSIONS = "permissions"
 META_OWNER = "owner"
@@ -60,6 +73,8 @@ BLOCK_SIZE = 4096
 _NS = 1_000_000_000
 _MAX_ID = 2**32 - 1
 _MAX_MODE = 0o177777
+#: ``dev_t`` is 64 bits on Linux.
+_MAX_RDEV = 2**64 - 1
 #: Largest |mtime| in seconds whose nanoseconds still fit the signed 64 bits of a timespec.
 _MAX_SECONDS = 2**63 // _NS - 1
 _UNSIGNED = re.compile(r"[0-9]{1,20}")
@@ -68,7 +83,7 @@ _MTIME = re.compile(r"(-?[0-9]{1,20})(?:\.([0-9]{1,9}))?")
 
 @dataclass(frozen=True)
 class Attr:
-    """The POSIX attributes of one file, directory or symlink.
+    """The POSIX attributes of one file, directory, symlink or special file.
 
     ``mode`` is the full ``st_mode`` (type bits agree with ``kind``). ``meta`` is the
     object's whole user metadata, so keys cosfs does not know survive a chmod or utimens.
@@ -87,9 +102,9 @@ class Attr:
     link_target: Optional[str] = None
 
     def __post_init__(self) -> None:
-        if self.kind not in TYPE_BITS:
-            raise ValueError(f"kind must be one of {sorted(TYPE_BITS)}, not {self.kind!r}")
-        if stat.S_IFMT(self.mode) != TYPE_BITS[self.kind]:
+        if self.kind not in KINDS:
+            raise ValueError(f"kind must be one of {sorted(KINDS)}, not {self.kind!r}")
+        if not _type_agrees(self.kind, stat.S_IFMT(self.mode)):
             raise ValueError(
                 f"mode {self.mode:#o} does not carry the type bits of a {self.kind}"
             )
@@ -98,6 +113,13 @@ class Attr:
     @property
     def is_dir(self) -> bool:
         return self.kind == DIR
+
+    @property
+    def rdev(self) -> int:
+        """The device number of a character or block device (``meta["rdev"]``), else 0."""
+        if self.kind != SPECIAL:
+            return 0
+        return _unsigned(self.meta, META_RDEV, _MAX_RDEV) or 0
 
     def to_stat(self) -> Dict[str, int]:
         """The stat dict for the FUSE binding (run with ``use_ns=True``): times are int
@@ -110,6 +132,7 @@ class Attr:
             "st_size": self.size,
             "st_blocks": -(-self.size // 512),
             "st_blksize": BLOCK_SIZE,
+            "st_rdev": self.rdev,
             "st_atime": self.mtime_ns,
             "st_mtime": self.mtime_ns,
             "st_ctime": self.mtime_ns,
@@ -158,12 +181,13 @@ def attr_from_info(
         permissions = defaults.dir_mode if kind == DIR else defaults.file_mode
     else:
         permissions = stat.S_IMODE(stored_mode)
+    type_bits = _type_of(stored_mode) if kind == SPECIAL else TYPE_BITS[kind]
     uid = _first_id(meta, META_UID, META_OWNER, defaults.uid)
     gid = _first_id(meta, META_GID, META_GROUP, defaults.gid)
     mtime_ns = _mtime_ns(meta)
     return Attr(
         kind=kind,
-        mode=TYPE_BITS[kind] | permissions,
+        mode=type_bits | permissions,
         uid=uid,
         gid=gid,
         size=info.size,
@@ -236,20 +260,30 @@ def with_changes(attr: Attr, **fields: Any) -> Attr:
 def _kind_of(info: ObjectInfo, stored_mode: Optional[int], is_dir: Optional[bool]) -> str:
     if info.key.endswith("/"):
         return DIR
+    type_bits = _type_of(stored_mode)
     if is_dir is not None:
         if is_dir:
             return DIR
-        return SYMLINK if _type_of(stored_mode) == stat.S_IFLNK else FILE
-    type_bits = _type_of(stored_mode)
+        if type_bits == stat.S_IFLNK:
+            return SYMLINK
+        return SPECIAL if type_bits in SPECIAL_TYPES and info.size == 0 else FILE
     if type_bits == stat.S_IFDIR:
         return DIR
     if type_bits == stat.S_IFLNK:
         return SYMLINK
+    if type_bits in SPECIAL_TYPES and info.size == 0:
+        return SPECIAL
     if type_bits:
         return FILE
     if info.is_dir or _is_directory_type(info.content_type):
         return DIR
     return FILE
+
+
+def _type_agrees(kind: str, type_bits: int) -> bool:
+    if kind == SPECIAL:
+        return type_bits in SPECIAL_TYPES
+    return type_bits == TYPE_BITS[kind]
 
 
 def _type_of(mode: Optional[int]) -> int:

@@ -38,7 +38,7 @@ from typing import Callable, Iterable, Iterator, List, Literal, Optional, Tuple,
 
 from cachetools import TLRUCache, TTLCache
 
-from cosfs.metadata.attrs import TYPE_BITS, Attr
+from cosfs.metadata.attrs import KINDS, Attr
 
 log = logging.getLogger(__name__)
 
@@ -132,13 +132,13 @@ class StatCache:
 
 
 #: A kind as one byte in ``Listing``'s compact form, and back.
-_KIND_CODES = {"file": ord("f"), "dir": ord("d"), "symlink": ord("l")}
+_KIND_CODES = {"file": ord("f"), "dir": ord("d"), "symlink": ord("l"), "special": ord("s")}
 _CODE_KINDS = {code: kind for kind, code in _KIND_CODES.items()}
 
 
 class Listing:
-    """The complete listing of one directory: entry name -> kind (``"file"``, ``"dir"`` or
-    ``"symlink"``). Names are already filtered with ``cosfs.metadata.paths.visible_name``.
+    """The complete listing of one directory: entry name -> kind (``"file"``, ``"dir"``,
+    ``"symlink"`` or ``"special"``). Names are already filtered with ``cosfs.metadata.paths.visible_name``.
 
     Compact, because a directory may hold 100,000 entries and is cached whole: one sorted
     tuple of names and one byte of kind per name: 65 bytes an entry with a 7-character name,
@@ -231,7 +231,7 @@ def _codes(kinds: Iterable[str]) -> bytes:
     try:
         return bytes(_KIND_CODES[kind] for kind in kinds)
     except KeyError as unknown:
-        raise ValueError(f"listing kinds must be among {sorted(TYPE_BITS)}, not {unknown.args[0]!r}") from None
+        raise ValueError(f"listing kinds must be among {sorted(KINDS)}, not {unknown.args[0]!r}") from None
 
 
 class _EntriesView(Mapping):

@@ -77,23 +77,3 @@ def test_a_repeated_ls_l_within_the_ttl_makes_no_call_into_cosfs(cos, emulator):
     assert again == first and len(again) == 100
     assert kernel_getattrs(cos) - before <= 1
     assert sum(emulator.stats().values()) == 0  # the listing is cached too
-
-
-def test_xattr_calls_are_refused_with_enotsup_by_the_kernel_without_calling_cosfs(cos):
-    """SEMANTICS.md: "Extended attributes are not stored: every xattr call fails with
-    EOPNOTSUPP (ENOTSUP), answered by the kernel itself after the first"."""
-    import errno
-
-    target = cos.path / "plain.txt"
-    target.write_text("x")
-    for call in (lambda: os.getxattr(target, "user.a"), lambda: os.listxattr(target),
-                 lambda: os.setxattr(target, "user.a", b"v"), lambda: os.removexattr(target, "user.a")):
-        with pytest.raises(OSError) as refused:
-            call()
-        assert refused.value.errno == errno.ENOTSUP
-    before = kernel_calls(cos)
-    for _ in range(20):
-        with pytest.raises(OSError):
-            os.getxattr(target, "security.selinux")
-    after = kernel_calls(cos)
-    assert before.get("getxattr", 0) == 1 and after.get("getxattr", 0) == 1, (before, after)

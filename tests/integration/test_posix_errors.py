@@ -150,13 +150,6 @@ def test_rmdir_of_a_missing_directory_is_enoent(cos):
     assert errno_of(os.rmdir, cos.path / "missing") == errno.ENOENT
 
 
-def test_mknod_of_a_fifo_is_refused(cos):
-    code = errno_of(os.mkfifo, cos.path / "fifo")
-
-    assert code in (errno.EPERM, errno.EOPNOTSUPP, errno.ENOSYS)
-    assert not os.path.lexists(cos.path / "fifo")
-
-
 def test_a_name_over_255_bytes_is_enametoolong_even_with_the_listing_cached(cos):
     """SEMANTICS.md: "A name may have 255 bytes, a whole key 850 (ENAMETOOLONG beyond)",
     answered at once, before any cache (a cached listing used to answer ENOENT)."""

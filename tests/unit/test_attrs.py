@@ -142,9 +142,25 @@ def test_dir_type_bits_on_a_plain_key_are_a_dir():
     assert attr.kind == "dir" and attr.mode == stat.S_IFDIR | 0o711
 
 
-def test_fifo_type_bits_show_as_a_file():
-    attr = attr_from_info(info(meta={"mode": str(stat.S_IFIFO | 0o600)}), DEFAULTS)
-    assert attr.mode == stat.S_IFREG | 0o600
+@pytest.mark.parametrize("type_bits", [stat.S_IFIFO, stat.S_IFSOCK, stat.S_IFCHR, stat.S_IFBLK])
+def test_special_type_bits_on_an_empty_object_are_a_special_file(type_bits):
+    """s3fs's mknod: an empty object whose mode carries the type; a device's number in ``rdev``."""
+    attr = attr_from_info(info(size=0, meta={"mode": str(type_bits | 0o640), "rdev": "2049"}), DEFAULTS)
+    assert (attr.kind, attr.mode, attr.rdev) == ("special", type_bits | 0o640, 2049)
+    assert attr.to_stat()["st_rdev"] == 2049
+    assert attr_from_info(info(size=0, meta={"mode": str(type_bits | 0o640)}), DEFAULTS, is_dir=False).kind == "special"
+
+
+def test_special_type_bits_on_an_object_with_data_show_a_regular_file():
+    """Its bytes stay readable: only an empty object can be a FIFO or a device."""
+    attr = attr_from_info(info(size=5, meta={"mode": str(stat.S_IFIFO | 0o600)}), DEFAULTS)
+    assert (attr.kind, attr.mode, attr.rdev) == ("file", stat.S_IFREG | 0o600, 0)
+
+
+@pytest.mark.parametrize("rdev", ["", "x", "-1", str(2**64)])
+def test_an_unparsable_rdev_is_zero(rdev):
+    attr = attr_from_info(info(size=0, meta={"mode": str(stat.S_IFCHR | 0o600), "rdev": rdev}), DEFAULTS)
+    assert attr.rdev == 0
 
 
 def test_octal_looking_mode_is_decimal_like_cosfs():
@@ -260,7 +276,7 @@ def test_to_stat_of_a_file():
     st = attr.to_stat()
     assert st == {
         "st_mode": stat.S_IFREG | 0o644, "st_nlink": 1, "st_uid": 1, "st_gid": 2,
-        "st_size": 1025, "st_blocks": 3, "st_blksize": BLOCK_SIZE,
+        "st_size": 1025, "st_blocks": 3, "st_blksize": BLOCK_SIZE, "st_rdev": 0,
         "st_atime": 1_700_000_000 * NS + 3, "st_mtime": 1_700_000_000 * NS + 3,
         "st_ctime": 1_700_000_000 * NS + 3,
     }

@@ -12,6 +12,7 @@ import pytest
 
 from cosfs.command.mount import build_filesystem
 from cosfs.command.options import options_from_string
+from cosfs.metadata import xattrs
 from cosfs.store.interface import ObjectInfo
 from cosfs.wire.errors import CosError, CosfsError
 from tests.support.clock import FakeClock
@@ -410,15 +411,109 @@ def test_a_control_character_is_einval_at_once_for_every_way_to_make_a_name(fs, 
     assert errno_of(fs.create, path, 0o644, 0, 0) == errno.EINVAL
     assert errno_of(fs.mkdir, path, 0o755, 0, 0) == errno.EINVAL
     assert errno_of(fs.symlink, path, "ok.txt", 0, 0) == errno.EINVAL
-    assert errno_of(fs.mknod, path) == errno.EINVAL
+    assert errno_of(fs.mknod, path, stat.S_IFIFO | 0o644, 0, 0, 0) == errno.EINVAL
     assert errno_of(fs.rename, "/d/ok.txt", path) == errno.EINVAL
     assert errno_of(fs.rename, "/d/ok.txt", "/" + name + "/x") == errno.EINVAL
     assert sum(store.calls.values()) == before, "a refused name cost a request"
     assert [e.name for e in fs.readdir("/d")] == ["ok.txt"]
 
 
-def test_mknod_of_a_valid_name_is_eperm(fs):
-    assert errno_of(fs.mknod, "/fifo") == errno.EPERM
+@pytest.mark.parametrize("type_bits,rdev", [(stat.S_IFIFO, 0), (stat.S_IFSOCK, 0),
+                                             (stat.S_IFCHR, os.makedev(1, 3)), (stat.S_IFBLK, os.makedev(8, 1))])
+def test_mknod_stores_an_empty_object_with_the_type_and_device_number(fs, store, type_bits, rdev):
+    """SEMANTICS.md: FIFOs, sockets and device files are empty objects whose ``mode`` carries
+    the type and ``rdev`` a device's number, as s3fs stores them: one PUT."""
+    fs.mknod("/node", type_bits | 0o640, rdev, 1000, 100)
+
+    assert store.calls["put_object"] == 1
+    stored = store.stat("node")
+    assert stored.size == 0 and stored.meta["mode"] == str(type_bits | 0o640)
+    assert stored.meta.get("rdev", "0") == str(rdev)
+    attr = fs.getattr("/node")
+    assert (attr.kind, attr.mode, attr.rdev, attr.uid, attr.gid) == ("special", type_bits | 0o640, rdev, 1000, 100)
+    assert [(entry.name, entry.type) for entry in fs.readdir("/")] == [("node", type_bits)]
+
+
+def test_mknod_of_an_existing_name_is_eexist_and_of_a_directory_type_einval(fs):
+    fs.mknod("/fifo", stat.S_IFIFO | 0o644, 0, 0, 0)
+    assert errno_of(fs.mknod, "/fifo", stat.S_IFIFO | 0o644, 0, 0, 0) == errno.EEXIST
+    assert errno_of(fs.mknod, "/d", stat.S_IFDIR | 0o755, 0, 0, 0) == errno.EINVAL
+
+
+def test_a_special_file_read_back_from_cos_keeps_type_and_rdev(fs, store, clock, tmp_path):
+    fs.mknod("/tty", stat.S_IFCHR | 0o620, os.makedev(4, 1), 0, 5)
+    fresh = build_filesystem(store, options_from_string(f"cache_dir={tmp_path / 'other'}"), "", "bucket-1250000000",
+                             clock=clock, ttl_clock=clock)
+
+    attr = fresh.getattr("/tty")
+
+    assert (stat.S_IFMT(attr.mode), attr.rdev, attr.to_stat()["st_rdev"]) == (stat.S_IFCHR, os.makedev(4, 1), 1025)
+
+
+# --- extended attributes --------------------------------------------------------------------
+
+
+def test_setxattr_is_stored_in_place_and_read_back_without_a_request(fs, store, clock):
+    write_file(fs, "/f", b"data")
+    clock.advance(60)  # past metadata_delay: the change is applied at once
+    puts = store.calls["put_object"]
+
+    fs.setxattr("/f", "user.a", b"\x00\xffvalue", 0)
+
+    assert store.calls["set_meta"] == 1 and store.calls["put_object"] == puts
+    before = sum(store.calls.values())
+    assert fs.getxattr("/f", "user.a") == b"\x00\xffvalue"
+    assert fs.listxattr("/f") == ["user.a"]
+    assert sum(store.calls.values()) == before
+    assert xattrs.decode(store.stat("f").meta) == {"user.a": b"\x00\xffvalue"}
+
+
+def test_xattr_flags_and_missing_names(fs, clock):
+    write_file(fs, "/f", b"data")
+    clock.advance(60)
+    assert errno_of(fs.getxattr, "/f", "user.a") == errno.ENODATA
+    assert errno_of(fs.setxattr, "/f", "user.a", b"v", xattrs.XATTR_REPLACE) == errno.ENODATA
+    fs.setxattr("/f", "user.a", b"v", xattrs.XATTR_CREATE)
+    assert errno_of(fs.setxattr, "/f", "user.a", b"w", xattrs.XATTR_CREATE) == errno.EEXIST
+    fs.setxattr("/f", "user.a", b"w", xattrs.XATTR_REPLACE)
+    assert fs.getxattr("/f", "user.a") == b"w"
+    fs.removexattr("/f", "user.a")
+    assert errno_of(fs.removexattr, "/f", "user.a") == errno.ENODATA
+    assert fs.listxattr("/f") == []
+
+
+def test_an_xattr_that_overflows_the_metadata_limit_is_e2big_without_a_request(fs, store, clock):
+    write_file(fs, "/f", b"data")
+    clock.advance(60)
+    fs.getattr("/f")  # its attributes cached again (the TTL ran out)
+    before = sum(store.calls.values())
+
+    assert errno_of(fs.setxattr, "/f", "user.big", b"x" * 1600, 0) == errno.E2BIG
+
+    assert sum(store.calls.values()) == before
+    assert errno_of(fs.getxattr, "/f", "user.big") == errno.ENODATA
+
+
+def test_an_xattr_of_a_file_being_written_rides_with_its_upload(fs, store):
+    fh = fs.create("/f", 0o644, 0, 0)
+    fs.write(fh, b"data", 0)
+
+    fs.setxattr("/f", "user.a", b"v", 0)
+
+    assert store.calls["set_meta"] == 0 and store.stat("f") is None
+    fs.flush(fh)
+    fs.release(fh)
+    assert store.calls["set_meta"] == 0
+    assert xattrs.decode(store.stat("f").meta) == {"user.a": b"v"}
+
+
+def test_an_xattr_of_a_directory_goes_on_its_marker(fs, store):
+    fs.mkdir("/d", 0o755, 0, 0)
+
+    fs.setxattr("/d", "user.d", b"dir", 0)
+
+    assert xattrs.decode(store.stat("d/").meta) == {"user.d": b"dir"}
+    assert fs.getxattr("/d", "user.d") == b"dir"
 
 
 def test_keys_with_control_characters_are_not_listed(fs, store):
