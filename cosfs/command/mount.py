@@ -124,7 +124,8 @@ def run_mount(
                       "next mount or cosfs recover): %s", len(unapplied), ", ".join(unapplied))
 
     fs.pending.start()
-    operations = CosOperations(fs, on_mounted=on_mounted, on_unmount=unmounting, calls=calls)
+    operations = CosOperations(fs, on_mounted=on_mounted, on_unmount=unmounting, calls=calls,
+                               xattrs=not options.noxattr)
     mount_options = fuse_mount_options(options, fsname)
     log.info("mounting %s on %s with %s", fsname, mountpoint, binding.describe())
     try:

@@ -110,6 +110,8 @@ class Options:
         "KiB the kernel reads ahead on this mount (root only; 0: the kernel's default, 128)")
     max_read_buffers_mb: int = _option(
         256, _number(int, 0, 65536), "MB of read buffers all open files share; beyond it readahead shrinks")
+    noxattr: bool = _option(
+        False, _bool, "refuse extended attributes (EOPNOTSUPP), as s3fs's noxattr: a warm ls -l makes no xattr calls")
     no_check_certificate: bool = _option(False, _bool, "do not verify the server's TLS certificate (unsafe)")
     uid: Optional[int] = _option(None, _number(int, 0, 2**32 - 2), "owner of objects without metadata (default: the mounting user)")
     gid: Optional[int] = _option(None, _number(int, 0, 2**32 - 2), "group of objects without metadata (default: the mounting group)")

@@ -140,8 +140,11 @@ class CosOperations(binding.Operations):
         on_mounted: Optional[Callable[[], None]] = None,
         on_unmount: Optional[Callable[[], None]] = None,
         calls: Optional[CallCounts] = None,
+        xattrs: bool = True,
     ) -> None:
         self.fs = fs
+        #: Whether extended attributes are served (``-o noxattr``: refused, the cheapest ``ls -l``).
+        self.xattrs = xattrs
         self.calls = calls if calls is not None else CallCounts()
         self._streams = DirectoryStreams()
         self.on_mounted = on_mounted
@@ -260,24 +263,34 @@ class CosOperations(binding.Operations):
         return 0
 
     # Extended attributes: ``ls -l`` asks for two per entry (ACLs and security labels), each
-    # answered from the attributes the preceding ``stat`` cached, without a request.
+    # answered from the attributes the preceding ``stat`` cached, without a request. With
+    # ``noxattr`` they answer ENOSYS: the kernel is told once per mount and from then on
+    # answers EOPNOTSUPP itself, so a warm ``ls -l`` makes no call into cosfs for them.
     @translated
     def getxattr(self, path, name, position=0):
+        self._xattrs_on()
         return self.fs.getxattr(path, name)
 
     @translated
     def listxattr(self, path):
+        self._xattrs_on()
         return self.fs.listxattr(path)
 
     @translated
     def setxattr(self, path, name, value, options, position=0):
+        self._xattrs_on()
         self.fs.setxattr(path, name, value, options)
         return 0
 
     @translated
     def removexattr(self, path, name):
+        self._xattrs_on()
         self.fs.removexattr(path, name)
         return 0
+
+    def _xattrs_on(self) -> None:
+        if not self.xattrs:
+            raise binding.FuseOSError(errno.ENOSYS)
 
     # --- files --------------------------------------------------------------------------
 

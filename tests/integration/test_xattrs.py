@@ -142,3 +142,18 @@ def test_setxattr_of_a_50_mib_file_copies_its_metadata_and_uploads_nothing(cos, 
     assert changes == 3 and not UPLOADS & set(counts), counts
     wait_until(lambda: Bucket(emulator).head("big.bin")["Metadata"].get("xattr"), timeout=10, what="the xattr")
     assert Bucket(emulator).head("big.bin")["ContentLength"] == 50 * MiB
+
+
+def test_noxattr_refuses_them_and_ls_makes_no_xattr_call(cos, remount):
+    """README: "`noxattr`: refuse extended attributes (EOPNOTSUPP), like s3fs's `noxattr`: `ls -l`
+    then makes no xattr call per entry"."""
+    for index in range(20):
+        (cos.path / f"f{index}").write_bytes(b"x")
+    cos.stop()
+    plain = remount("plain", "noxattr")
+    assert errno_of(os.getxattr, plain.path / "f0", "user.any") == errno.EOPNOTSUPP
+    assert errno_of(os.setxattr, plain.path / "f0", "user.any", b"v") == errno.EOPNOTSUPP
+    subprocess.run(["ls", "-l", str(plain.path)], check=True, capture_output=True)
+    before = kernel_calls(plain).get("getxattr", 0)
+    subprocess.run(["ls", "-l", str(plain.path)], check=True, capture_output=True)
+    assert kernel_calls(plain).get("getxattr", 0) == before, "the kernel answered the xattr lookups itself"
