@@ -127,3 +127,16 @@ def test_a_file_appended_to_and_renamed_while_open_reads_its_new_version(fs, sto
     fs.write(fh, b"more", 3 * MiB + 3)
     fs.release(fh)
     assert store.objects["b"].data == old + b"endmore" and "a" not in store.objects
+
+
+def test_a_truncate_to_zero_after_sparse_writes_starts_a_plain_version(fs, store):
+    existing(store, "f", 3 * MiB)
+    fh = fs.open("/f", os.O_RDWR)
+    fs.write(fh, b"middle", MiB)
+    fs.ftruncate(fh, 0)
+    assert fs.getattr("/f").size == 0
+    fs.write(fh, b"fresh", 0)
+    assert read_all(fs, fh, 5) == b"fresh", "nothing of the old object shows through"
+    fs.release(fh)
+    assert store.objects["f"].data == b"fresh"
+    assert list(fs.files.staging.directory.glob("*" + journal.DATA_SUFFIX)) == []
