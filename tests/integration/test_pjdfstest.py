@@ -45,8 +45,8 @@ BY_DESIGN = {
 
 
 def test_s3fs_ci_subset_of_pjdfstest_passes(emulator, tmp_path):
-    """SEMANTICS: "pjdfstest: the files s3fs's CI runs pass here whole (CI runs them on the
-    XML API), except the PATH_MAX paths COS cannot hold." """
+    """SEMANTICS: "the files s3fs's CI lists pass here whole, except the PATH_MAX paths COS
+    cannot hold." """
     assert os.geteuid() == 0, "pjdfstest must run as root (it switches uids); CI runs as root"
     for tool in ("cc", "prove"):
         assert shutil.which(tool), f"{tool} is missing (scripts/test.sh installs gcc and perl)"
