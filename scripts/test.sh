@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # Install what the test suite needs, then run it. This is the command CI runs (.ci/run).
 #   scripts/test.sh [pytest arguments]
-# System packages (fuse3, libfuse2, rsync) are installed with apt-get when missing and we
+# System packages (fuse3, libfuse2, rsync; gcc and perl build and run pjdfstest) are installed with apt-get when missing and we
 # are root; the Python side goes into .venv (created if needed) with `pip install .[test]`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-apt_packages=(fuse3 rsync python3-venv systemd acl attr)
+apt_packages=(fuse3 rsync python3-venv systemd acl attr gcc libc6-dev perl)
 missing=()
 for package in "${apt_packages[@]}"; do
     dpkg -s "$package" >/dev/null 2>&1 || missing+=("$package")

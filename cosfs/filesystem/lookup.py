@@ -39,6 +39,12 @@ the mount (documented in SEMANTICS.md).
 A directory with no marker object (written by another tool, or the mount's root) has no
 time of its own (the JSON API answers 0): it shows the mount's start time, which stays the
 same however and whenever it is looked up and costs no request.
+
+What is shown of a directory adds what this mount knows and COS does not hold: the time of
+the last entry it added, removed or renamed there (``cosfs.metadata.dir_times``, as its
+mtime and ctime), and its link count, 2 plus its subdirectories, while its listing is
+cached. The mount root's attributes (chmod, chown, utimens) are held here for the mount's
+lifetime: the root has no object of its own to store them on.
 """
 
 from __future__ import annotations
@@ -55,6 +61,7 @@ from cosfs.metadata import paths
 from cosfs.metadata.attr_store import AttrStore, Validators
 from cosfs.metadata.attrs import Attr, AttrDefaults, attr_from_info, implicit_dir_attr, root_attr
 from cosfs.metadata.cache import MISSING, ListCache, Listing, StatCache
+from cosfs.metadata.dir_times import DirTimes
 from cosfs.store.interface import ObjectInfo, Store
 from cosfs.wire.errors import CosfsError
 
@@ -101,20 +108,24 @@ class Lookup:
         self.trust_list = trust_list
         #: ``heads`` is the metadata request pool (``parallel_heads``), apart from the uploads'.
         self.fetches = AttributeFetches(self.fetch, stats, heads)
+        #: When this mount last changed each directory's entries (shown as its mtime and ctime).
+        self.dir_times = DirTimes()
+        #: The mount root's attributes: the mount's start time until a chmod, chown or utimens.
+        self.root = root_attr(defaults, mount_time_ns)
 
     # --- single paths -------------------------------------------------------------------
 
     def getattr(self, path: str) -> Attr:
         """The attributes of ``path``; ENOENT if nothing is there."""
         if path == "/":
-            return root_attr(self.defaults, self.mount_time_ns)
+            return self.shown("/", self.root)
         self.mapper.check(path)  # a name too long is ENAMETOOLONG, whatever the caches hold
         cached = self.stats.get(path)
         if cached is MISSING:
             raise no_entry(path)
         if cached is not None:
             self.fetches.touched(path)
-            return cached
+            return self.shown(path, cached)
         parent = paths.parent(path)
         listing = self.listings.get(parent)
         if listing is None and self._walked_unlisted(parent):
@@ -128,7 +139,24 @@ class Lookup:
             attr = self.fetches.in_listed(parent, listing, path)
         if attr is None:
             raise no_entry(path)  # recorded as missing by the fetch
-        return attr
+        return self.shown(path, attr)
+
+    def shown(self, path: str, attr: Attr) -> Attr:
+        """``attr`` as ``stat`` shows it: a directory gets the time of the last entry change
+        made here when that is later than its own, and its link count when its listing is
+        cached. Other kinds are shown as they are."""
+        if attr.kind != "dir":
+            return attr
+        changes = {}
+        changed_ns = self.dir_times.get(path)
+        if changed_ns is not None and changed_ns > attr.mtime_ns:
+            changes["mtime_ns"] = changed_ns
+        if changed_ns is not None and changed_ns > attr.change_ns:
+            changes["ctime_ns"] = changed_ns
+        listing = self.listings.get(path)
+        if listing is not None:
+            changes["nlink"] = 2 + listing.count("dir")
+        return dataclasses.replace(attr, **changes) if changes else attr
 
     def _walked_unlisted(self, dir_path: str) -> bool:
         """Whether to list ``dir_path`` now: the second miss in a directory not listed (a
@@ -176,8 +204,10 @@ class Lookup:
 
     def known(self, path: str) -> Optional[Attr]:
         """The cached attributes of ``path``, without asking COS (``None`` when not cached)."""
+        if path == "/":
+            return self.shown(path, self.root)
         cached = self.stats.get(path)
-        return cached if isinstance(cached, Attr) else None
+        return self.shown(path, cached) if isinstance(cached, Attr) else None
 
     def known_listing(self, path: str) -> Optional[Listing]:
         """The cached listing of directory ``path``, without asking COS."""
@@ -257,7 +287,17 @@ class Lookup:
     def learn(self, path: str, attr: Attr, stored: bool = True) -> None:
         """``path`` now has ``attr`` (after an upload or setattr through this mount);
         ``stored=False``: a change COS does not hold yet (held, ``cosfs.filesystem.pending_meta``),
-        shown now but not kept across mounts until it is applied."""
+        shown now but not kept across mounts until it is applied.
+
+        A directory's ``attr`` carries its times as they were shown (``shown``): they are
+        its own now, and the entry-change override ends. The root's are held here."""
+        if attr.nlink:
+            attr = dataclasses.replace(attr, nlink=0)  # a count is computed when shown, never kept
+        if attr.kind == "dir":
+            self.dir_times.forget(path)
+        if path == "/":
+            self.root = attr
+            return
         if stored:
             self._remember(path, attr)
         else:
@@ -267,14 +307,17 @@ class Lookup:
 
     def added(self, path: str, attr: Attr) -> None:
         """``path`` was created through this mount: record it, and in its parent's cached
-        listing, so looking up its siblings still costs no request."""
+        listing, so looking up its siblings still costs no request. The parent's times change."""
         self.learn(path, attr)
         self._edit_listing(path, attr.kind)
+        self._entries_changed(path)
         if attr.kind == "dir":
             self.listings.put(path, Listing({}))
 
     def removed(self, path: str) -> None:
-        """``path`` was deleted through this mount."""
+        """``path`` was deleted through this mount; its parent's times change."""
+        self.dir_times.forget_tree(path)
+        self._entries_changed(path)
         self._forget_persistent(path, tree=True)
         self.fetches.forget(path)
         self.stats.invalidate_tree(path)
@@ -292,6 +335,12 @@ class Lookup:
         self.stats.invalidate_tree(new)
         self.listings.invalidate_tree(new)
         self._edit_listing(new, kind)
+        self.dir_times.forget_tree(new)
+        self._entries_changed(new)
+
+    def _entries_changed(self, path: str) -> None:
+        """An entry appeared at ``path`` or left it: its directory's mtime and ctime are now."""
+        self.dir_times.touch(paths.parent(path), int(self.clock() * 1e9))
 
     def _remember(self, path: str, attr: Attr) -> None:
         """This mount stored ``attr`` at ``path``: a file's attributes are kept across mounts,

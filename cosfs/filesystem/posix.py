@@ -351,22 +351,31 @@ class CosFilesystem:
         attr = self.getattr(path)
         self._set_attr(path, attr, uid=attr.uid if uid < 0 else uid, gid=attr.gid if gid < 0 else gid)
 
-    def utimens(self, path: str, mtime_ns: Optional[int]) -> None:
-        """Set the modification time (``None``: leave it). Access times are not stored."""
-        if mtime_ns is None:
-            return
-        self._set_attr(path, self.getattr(path), mtime_ns=mtime_ns)
+    def utimens(self, path: str, mtime_ns: Optional[int], atime_ns: Optional[int] = None) -> None:
+        """Set the modification and access times (``None``: leave it). Only an access time
+        set here is stored: reads never change it (noatime)."""
+        changes = {}
+        if mtime_ns is not None:
+            changes["mtime_ns"] = mtime_ns
+        if atime_ns is not None:
+            changes["atime_ns"] = atime_ns
+        if changes:
+            self._set_attr(path, self.getattr(path), **changes)
 
     def _set_attr(self, path: str, attr: Attr, **changes) -> None:
+        """Change ``path``'s attributes, and its ctime with them: stored in COS (or held, or
+        carried by the upload of an open file), and held in memory for the mount root."""
         self._writable(path)
-        if self.files.update_attr(path, **changes) is not None:
-            return  # an open file being written: applied by its upload
-        new = dataclasses.replace(attr, **changes)
-        if path == "/":
-            raise error(path, "the mount root's attributes are fixed", errno.EPERM)
-        meta = meta_for(new.mode, new.uid, new.gid, new.mtime_ns, base=new.meta)
-        key = self.mapper.dir_key(path) if attr.kind == "dir" else self.mapper.file_key(path)
+        new = dataclasses.replace(attr, **changes, ctime_ns=self._now_ns())
+        meta = meta_for(new.mode, new.uid, new.gid, new.mtime_ns, base=new.meta,
+                        ctime_ns=new.ctime_ns, atime_ns=new.atime_ns)
         changed = dataclasses.replace(new, meta=meta)
+        if self.files.update_attr(path, **{**changes, "ctime_ns": new.ctime_ns, "meta": meta}) is not None:
+            return  # an open file being written: applied by its upload
+        if path == "/":
+            self.lookup.learn(path, changed)  # the root has no object: held for the mount's lifetime
+            return
+        key = self.mapper.dir_key(path) if attr.kind == "dir" else self.mapper.file_key(path)
         if attr.kind == "file" and self.pending.hold(path, key, changed):
             self.lookup.learn(path, changed, stored=False)
             self.files.stored_attr(path, changed)

@@ -259,7 +259,7 @@ class CosOperations(binding.Operations):
 
     @translated
     def utimens(self, path, times=None):
-        self.fs.utimens(path, modification_time(times))
+        self.fs.utimens(path, modification_time(times), access_time(times))
         return 0
 
     # Extended attributes: ``ls -l`` asks for two per entry (ACLs and security labels), each
@@ -339,6 +339,19 @@ class CosOperations(binding.Operations):
     def release(self, path, fh):
         self.fs.release(fh)
         return 0
+
+
+def access_time(times) -> Optional[int]:
+    """The atime (ns) a ``utimens`` asks for, ``None`` to leave it (UTIME_OMIT; libfuse2
+    passes ``None`` for "both now"), as ``modification_time`` reads the mtime."""
+    if times is None:
+        return time.time_ns()
+    atime = int(times[0])
+    if atime == binding.UTIME_NOW:
+        return time.time_ns()
+    if atime == binding.UTIME_OMIT:
+        return None
+    return atime
 
 
 def modification_time(times) -> Optional[int]:

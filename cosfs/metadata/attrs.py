@@ -14,6 +14,12 @@ in user metadata (keys here are lower-case and without ``x-cos-meta-``):
   ``mtime-nsec``). Before 1970 ``mtime`` is negative (COSFS reads that as 0). Without
   ``mtime`` the object's Last-Modified is used. A tool that rewrites ``mtime`` but keeps
   the other keys leaves a stale ``mtime-nsec``, off by less than a second.
+- ``ctime``, ``atime``: the change and access times, s3fs's names, in the same form as
+  ``mtime`` (with ``ctime-nsec``, ``atime-nsec``; s3fs's ``"sec.fraction"`` read too).
+  ``ctime`` is written by every change of the attributes (chmod, chown, utimens, xattrs);
+  a write changes only ``mtime``, and ctime is shown as the later of the two, so it is
+  never earlier than the last write. ``atime`` is written only by a utimens that sets it
+  (reads do not: noatime); without it atime is shown as mtime.
 
 Where COSFS parses an unparsable value as 0 (``"0644x"`` -> mode 0, ``"1.5x"`` -> mtime 0),
 cosfs falls back to the default instead: the mount's umask-derived mode, its uid/gid, or
@@ -59,6 +65,9 @@ META_UID = "uid"
 META_GID = "gid"
 META_MTIME = "mtime"
 META_MTIME_NSEC = "mtime-nsec"
+#: s3fs's change and access times (``x-amz-meta-ctime``, ``-atime``), each with its ``-nsec``.
+META_CTIME = "ctime"
+META_ATIME = "atime"
 #: A device file's number (``st_rdev``), in decimal.
 META_RDEV = "rdev"
 #: s3sync's names, read (never written) when the COSFS ones are absent.
@@ -100,6 +109,12 @@ class Attr:
     content_type: Optional[str] = None
     meta: Mapping[str, str] = field(default_factory=dict, hash=False)
     link_target: Optional[str] = None
+    #: The stored change and access times (``None``: not stored; read from ``meta`` when
+    #: not given). What ``stat`` shows is ``change_ns`` and ``access_ns``.
+    ctime_ns: Optional[int] = None
+    atime_ns: Optional[int] = None
+    #: The link count to show; 0: the kind's usual (2 for a directory, 1 otherwise).
+    nlink: int = 0
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -109,6 +124,10 @@ class Attr:
                 f"mode {self.mode:#o} does not carry the type bits of a {self.kind}"
             )
         object.__setattr__(self, "meta", MappingProxyType(dict(self.meta)))
+        if self.ctime_ns is None and META_CTIME in self.meta:
+            object.__setattr__(self, "ctime_ns", _time_ns(self.meta, META_CTIME))
+        if self.atime_ns is None and META_ATIME in self.meta:
+            object.__setattr__(self, "atime_ns", _time_ns(self.meta, META_ATIME))
 
     @property
     def is_dir(self) -> bool:
@@ -121,21 +140,32 @@ class Attr:
             return 0
         return _unsigned(self.meta, META_RDEV, _MAX_RDEV) or 0
 
+    @property
+    def change_ns(self) -> int:
+        """ctime as shown: the stored one, but never earlier than mtime (a write changes mtime
+        alone, and a change of the data is a change of the file)."""
+        return self.mtime_ns if self.ctime_ns is None else max(self.ctime_ns, self.mtime_ns)
+
+    @property
+    def access_ns(self) -> int:
+        """atime as shown: the one a utimens stored, else mtime (reads never update it)."""
+        return self.mtime_ns if self.atime_ns is None else self.atime_ns
+
     def to_stat(self) -> Dict[str, int]:
         """The stat dict for the FUSE binding (run with ``use_ns=True``): times are int
         nanoseconds, and no value is ever ``None``."""
         return {
             "st_mode": self.mode,
-            "st_nlink": 2 if self.kind == DIR else 1,
+            "st_nlink": self.nlink or (2 if self.kind == DIR else 1),
             "st_uid": self.uid,
             "st_gid": self.gid,
             "st_size": self.size,
             "st_blocks": -(-self.size // 512),
             "st_blksize": BLOCK_SIZE,
             "st_rdev": self.rdev,
-            "st_atime": self.mtime_ns,
+            "st_atime": self.access_ns,
             "st_mtime": self.mtime_ns,
-            "st_ctime": self.mtime_ns,
+            "st_ctime": self.change_ns,
         }
 
 
@@ -221,29 +251,40 @@ def root_attr(defaults: AttrDefaults, mtime_ns: int) -> Attr:
 
 
 def meta_for(
-    mode: int, uid: int, gid: int, mtime_ns: int, base: Optional[Metadata] = None
+    mode: int, uid: int, gid: int, mtime_ns: int, base: Optional[Metadata] = None,
+    ctime_ns: Optional[int] = None, atime_ns: Optional[int] = None,
 ) -> Dict[str, str]:
     """The user metadata to store for these attributes: ``base`` (other keys kept) with
-    ``mode``, ``uid``, ``gid``, ``mtime`` set COSFS-style and ``mtime-nsec`` set.
+    ``mode``, ``uid``, ``gid``, ``mtime`` set COSFS-style and ``mtime-nsec`` set; ``ctime``
+    and ``atime`` the same way when given (``None``: kept as ``base`` has them).
 
     ``mtime-nsec`` is left out when the nanoseconds are 0, except that it is written as
     ``"0"`` when ``base`` had it: the JSON API's ``update`` merges metadata, so a key we
     merely dropped would survive there with the old nanoseconds.
     """
-    seconds, nanoseconds = divmod(mtime_ns, _NS)
     meta = dict(base or {})
     meta[META_MODE] = str(mode)
     meta[META_UID] = str(uid)
     meta[META_GID] = str(gid)
-    meta[META_MTIME] = str(seconds)
-    if nanoseconds or META_MTIME_NSEC in meta:
-        meta[META_MTIME_NSEC] = str(nanoseconds)
+    _put_time(meta, META_MTIME, mtime_ns)
+    if ctime_ns is not None:
+        _put_time(meta, META_CTIME, ctime_ns)
+    if atime_ns is not None:
+        _put_time(meta, META_ATIME, atime_ns)
     return meta
+
+
+def _put_time(meta: Dict[str, str], key: str, time_ns: int) -> None:
+    seconds, nanoseconds = divmod(time_ns, _NS)
+    meta[key] = str(seconds)
+    if nanoseconds or f"{key}-nsec" in meta:
+        meta[f"{key}-nsec"] = str(nanoseconds)
 
 
 def meta_of(attr: Attr) -> Dict[str, str]:
     """``meta_for`` the fields of ``attr``, keeping the rest of its metadata."""
-    return meta_for(attr.mode, attr.uid, attr.gid, attr.mtime_ns, base=attr.meta)
+    return meta_for(attr.mode, attr.uid, attr.gid, attr.mtime_ns, base=attr.meta,
+                    ctime_ns=attr.ctime_ns, atime_ns=attr.atime_ns)
 
 
 def with_changes(attr: Attr, **fields: Any) -> Attr:
@@ -318,7 +359,12 @@ def _first_id(meta: Metadata, key: str, fallback_key: str, default: int) -> int:
 
 def _mtime_ns(meta: Metadata) -> Optional[int]:
     """The stored mtime in nanoseconds (``mtime`` plus ``mtime-nsec``), or ``None``."""
-    text = meta.get(META_MTIME)
+    return _time_ns(meta, META_MTIME)
+
+
+def _time_ns(meta: Metadata, key: str) -> Optional[int]:
+    """The time stored under ``key`` (and ``key-nsec``) in nanoseconds, or ``None``."""
+    text = meta.get(key)
     if text is None:
         return None
     match = _MTIME.fullmatch(text.strip())
@@ -329,7 +375,7 @@ def _mtime_ns(meta: Metadata) -> Optional[int]:
         return None
     fraction = match.group(2)
     nanoseconds = int(fraction.ljust(9, "0")) if fraction else 0
-    extra = _unsigned(meta, META_MTIME_NSEC, _NS - 1)
+    extra = _unsigned(meta, f"{key}-nsec", _NS - 1)
     if extra is not None and not fraction:
         nanoseconds = extra
     return seconds * _NS + nanoseconds

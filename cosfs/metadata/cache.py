@@ -194,6 +194,10 @@ class Listing:
         """How many entries (what the listing cache counts against ``max_list_cache_entries``)."""
         return len(self._names)
 
+    def count(self, kind: str) -> int:
+        """How many entries are of ``kind`` (a directory's subdirectories give its link count)."""
+        return self._kinds.count(_KIND_CODES[kind])
+
     def with_entry(self, name: str, kind: Optional[str]) -> "Listing":
         """A copy with entry ``name`` set to ``kind`` (``None``: without it)."""
         index = bisect.bisect_left(self._names, name)

@@ -328,3 +328,38 @@ def test_with_changes_of_kind_keeps_the_permissions():
     attr = Attr("file", stat.S_IFREG | 0o640, 0, 0, 4, 0)
     link = with_changes(attr, kind="symlink", link_target="/etc")
     assert link.mode == stat.S_IFLNK | 0o640 and link.link_target == "/etc"
+
+
+# --- ctime, atime, nlink ----------------------------------------------------------------
+
+
+def test_ctime_and_atime_round_trip_under_s3fs_names():
+    meta = meta_for(stat.S_IFREG | 0o644, 0, 0, 5 * NS, ctime_ns=7 * NS + 1, atime_ns=3 * NS)
+    assert (meta["ctime"], meta["ctime-nsec"], meta["atime"]) == ("7", "1", "3")
+    attr = attr_from_info(info(meta=meta), DEFAULTS)
+    assert (attr.ctime_ns, attr.atime_ns) == (7 * NS + 1, 3 * NS)
+    stat_dict = attr.to_stat()
+    assert (stat_dict["st_atime"], stat_dict["st_mtime"], stat_dict["st_ctime"]) == (3 * NS, 5 * NS, 7 * NS + 1)
+    assert meta_of(attr) == meta
+
+
+def test_s3fs_fractional_ctime_is_read():
+    attr = attr_from_info(info(meta={"mtime": "5", "ctime": "6.250000000"}), DEFAULTS)
+    assert attr.ctime_ns == 6 * NS + 250_000_000
+
+
+def test_without_stored_times_atime_and_ctime_show_mtime():
+    attr = attr_from_info(info(meta={"mtime": "5"}), DEFAULTS)
+    assert (attr.access_ns, attr.change_ns) == (5 * NS, 5 * NS)
+
+
+def test_ctime_is_never_shown_before_mtime():
+    """A write moves mtime alone: the ctime shown follows it."""
+    attr = attr_from_info(info(meta={"mtime": "9", "ctime": "6"}), DEFAULTS)
+    assert attr.to_stat()["st_ctime"] == 9 * NS
+
+
+def test_nlink_shown_is_the_given_count_or_the_kinds_usual():
+    directory = implicit_dir_attr(DEFAULTS, NS)
+    assert directory.to_stat()["st_nlink"] == 2
+    assert with_changes(directory, nlink=5).to_stat()["st_nlink"] == 5
