@@ -40,9 +40,11 @@ def test_rsync_of_300_files_costs_at_most_4_requests_per_file_and_a_second_pass_
     assert per_file <= MAX_REQUESTS_PER_FILE[api], counts
     if api == "xml":
         # One PUT per file and per directory marker; one copy per file (its rename) and, per
-        # directory, its times and mode: no copy of a file onto itself.
+        # directory, its mode and times, and once more its times at the end: the files
+        # written into it changed its mtime (SEMANTICS.md), so rsync sets it again, as on any
+        # POSIX filesystem. No copy of a file onto itself.
         assert counts.get("xml.PutObject", 0) <= files + directories + 1, counts
-        assert counts.get("xml.CopyObject", 0) <= files + 2 * (directories + 1), counts
+        assert counts.get("xml.CopyObject", 0) <= files + 3 * directories + 2, counts
     assert rsync(source, first.path / "dst") == ""
     first.stop()
 
