@@ -314,28 +314,39 @@ class Lookup:
         if attr.kind == "dir":
             self.listings.put(path, Listing({}))
 
-    def removed(self, path: str) -> None:
-        """``path`` was deleted through this mount; its parent's times change."""
-        self.dir_times.forget_tree(path)
+    def removed(self, path: str, tree: bool = True) -> None:
+        """``path`` was deleted through this mount; its parent's times change. ``tree=False``:
+        it was a file, so nothing cached below it needs a search of every cached path (a
+        rename or unlink per file in a mount holding 100,000 entries would scan them all)."""
         self._entries_changed(path)
-        self._forget_persistent(path, tree=True)
+        self._forget_persistent(path, tree=tree)
         self.fetches.forget(path)
-        self.stats.invalidate_tree(path)
+        if tree:
+            self.dir_times.forget_tree(path)
+            self.stats.invalidate_tree(path)
+            self.listings.invalidate_tree(path)
+        else:
+            self.stats.invalidate(path)
+            self.listings.invalidate(path)
         self.stats.put_missing(path)
-        self.listings.invalidate_tree(path)
         self._edit_listing(path, None)
 
     def moved(self, old: str, new: str, kind: str, attr: Optional[Attr] = None) -> None:
         """``old`` (a file or a whole tree) now lives at ``new``; ``attr``: the file's attributes."""
-        self.removed(old)
-        self._forget_persistent(new, tree=True)
+        tree = kind == "dir"
+        self.removed(old, tree=tree)
+        self._forget_persistent(new, tree=tree)
         if attr is not None:
             self._remember(new, attr)  # a copy keeps the metadata; a new ETag just costs one HEAD
         self.fetches.forget(new)
-        self.stats.invalidate_tree(new)
-        self.listings.invalidate_tree(new)
+        if tree:
+            self.stats.invalidate_tree(new)
+            self.listings.invalidate_tree(new)
+            self.dir_times.forget_tree(new)
+        else:
+            self.stats.invalidate(new)
+            self.listings.invalidate(new)
         self._edit_listing(new, kind)
-        self.dir_times.forget_tree(new)
         self._entries_changed(new)
 
     def _entries_changed(self, path: str) -> None:

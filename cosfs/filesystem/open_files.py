@@ -544,7 +544,7 @@ class OpenFiles:
             staged.journal(state=journal.FAILED)
             log.error("upload of %s failed: %s; its data is kept in %s", node.path, error, staged.path)
             if not node.exists_remotely:
-                self.lookup.removed(node.path)  # never stored: it leaves the namespace now
+                self.lookup.removed(node.path, tree=False)  # never stored: it leaves the namespace now
             raise
         self._record_stored(node, staged, attr, version, meta, info, held)
 
@@ -573,7 +573,7 @@ class OpenFiles:
                 staged.journal(state=journal.FAILED)
                 log.error("streaming upload of %s failed: %s; its data is kept in %s", node.path, error, staged.path)
             if not node.exists_remotely:
-                self.lookup.removed(node.path)
+                self.lookup.removed(node.path, tree=False)
             raise
         self._record_stored(node, staged, attr, version, meta, info, held)
         if stream.punched:
@@ -631,7 +631,7 @@ class OpenFiles:
                 node.staged.discard(force=True)
                 node.staged = None
             if not node.exists_remotely and not node.unlinked:
-                self.lookup.removed(node.path)  # never stored: the name goes
+                self.lookup.removed(node.path, tree=False)  # never stored: the name goes
             return
         if node.dirty and not node.unlinked and not node.failed:
             try:

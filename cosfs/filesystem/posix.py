@@ -204,7 +204,7 @@ class CosFilesystem:
         self.store.delete_file(self.mapper.file_key(path))
         self.pending.discard(path)
         self.files.unlinked(path)
-        self.lookup.removed(path)
+        self.lookup.removed(path, tree=False)
         self._keep_parent(path)
 
     def symlink(self, path: str, target: str, uid: int, gid: int) -> None:
