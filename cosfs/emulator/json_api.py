@@ -239,7 +239,7 @@ def file_urls(call: Call, key: str) -> Dict[str, str]:
 def _file_info(call: Call, record: ObjectRecord) -> Dict[str, object]:
     urls = file_urls(call, record.key)
     info: Dict[str, object] = {
-        "filesize": record.size, "filelen": record.size, "sha": record.sha1,
+        "filesize": record.size, "filelen": record.size, "sha": call.storage.content_sha1(record),
         "ctime": _seconds(record.ctime_ns), "mtime": _seconds(record.mtime_ns),
         "access_url": urls["access_url"], "source_url": urls["source_url"], "preview_url": urls["preview_url"],
     }

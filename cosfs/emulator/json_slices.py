@@ -229,7 +229,7 @@ def init(storage: Storage, bucket: str, key: str, fields: Fields) -> Union[Dict[
     sha, insert_only = _sha(fields), fields.flag("insertOnly", True)
     uploadparts = _uploadparts(fields, filesize, slice_size)
     existing = storage.head(bucket, key)
-    if existing is not None and sha and existing.sha1 == sha and existing.size == filesize:
+    if existing is not None and sha and existing.size == filesize and storage.content_sha1(existing) == sha:
         return existing
     if existing is not None and insert_only:
         raise JsonError(-177, f"{key} exists and insertOnly is 1")

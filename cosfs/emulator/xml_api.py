@@ -148,14 +148,15 @@ def _content_type(request: EmuRequest) -> str:
     return request.headers.get("content-type") or DEFAULT_TYPE
 
 
-def _receive(ctx: Context, request: EmuRequest) -> Received:
-    """Stream the body into the store's tmp/ and check every digest the headers promise."""
+def _receive(ctx: Context, request: EmuRequest, sha1: bool = True) -> Received:
+    """Stream the body into the store's tmp/ and check every digest the headers promise
+    (``sha1``: whether the store needs the body's SHA-1; a part's is never asked for)."""
     limit = MAX_OBJECT_SIZE
     digests = BodyDigests(request.headers)
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limit:
         raise EmulatorError(400, "EntityTooLarge", f"the body is {declared} bytes; the limit is {limit}")
-    received = ctx.storage.receive(_capped(digests.wrap(request.body), limit))
+    received = ctx.storage.receive(_capped(digests.wrap(request.body), limit), sha1=sha1)
     try:
         digests.verify(received.md5)
     except EmulatorError:
@@ -409,7 +410,7 @@ def initiate_upload(ctx: Context, request: EmuRequest) -> EmuResponse:
 def upload_part(ctx: Context, request: EmuRequest) -> EmuResponse:
     request.operation = "UploadPart"
     number, upload = _part_number(request), _upload(ctx, request)
-    part = ctx.storage.put_part(request.bucket, upload.upload_id, number, _receive(ctx, request))
+    part = ctx.storage.put_part(request.bucket, upload.upload_id, number, _receive(ctx, request, sha1=False))
     return EmuResponse(200, {"ETag": f'"{part.etag}"'})
 
 

@@ -63,7 +63,7 @@ def test_an_interrupted_upload_resumes_from_the_slices_the_server_lists(emu):
     assert (done.status, done.code) == (200, 0)
     assert done.data["resource_path"] == "/1250000000/examplebucket/dir/big.bin"
     assert emu.read("dir/big.bin") == DATA
-    assert emu.head("dir/big.bin").sha1 == SHA
+    assert emu.storage.content_sha1(emu.head("dir/big.bin")) == SHA
     assert emu.storage.uploads(BUCKET) == []
 
 
