@@ -1,18 +1,18 @@
 """Store a sparsely staged version: copy what did not change server-side, send only the rest.
 
-The new version (``cosfs.data.sparse.Layout``) is cut into parts as any upload is
-(``plan_parts``, the uploader's part size). A part that lies wholly within the object's
-bytes still kept and touches no written range is the old object's same bytes: it is
-copied server-side (Upload Part - Copy with ``x-cos-copy-source-If-Match`` on the base
-ETag, so an object changed meanwhile fails the upload instead of mixing two versions).
-Any other part is assembled here (old bytes by ranged GETs pinned to the same ETag,
-written bytes from the staging file, zeros) and uploaded. Every part but the last is a
-whole part, so the 5 MB minimum holds. A version no larger than the multipart threshold
-is assembled whole and PUT; where the API cannot copy parts (JSON), everything is
-assembled (``OpenFiles`` stages whole copies there, so only recovery could get here).
+The new version (``cosfs.data.sparse.Layout``) names the ranges that are the old object's
+same bytes: the bytes still kept that no write touched. Those are copied server-side
+(Upload Part - Copy with ``x-cos-copy-source-If-Match`` on the base ETag, so an object
+changed meanwhile fails the upload instead of mixing two versions), in as few parts as
+keep the upload workers busy (``cosfs.data.part_plan``). The rest is assembled here (old
+bytes by ranged GETs pinned to the same ETag where a part needs them to reach COS's part
+minimum, written bytes from the staging file, zeros) and uploaded. A version no larger
+than the multipart threshold is assembled whole and PUT; where the API cannot copy parts
+(JSON), everything is assembled (``OpenFiles`` stages whole copies there, so only
+recovery could get here).
 
-Appending to a large object then costs the appended bytes plus the old bytes of the part
-where the object ended, and one copy request per other part: not the object's size.
+Appending to a large object then costs the appended bytes and a few copy requests: not
+the object's size.
 Nothing here speaks HTTP: the store and the uploader are injected.
 """
 
@@ -45,11 +45,11 @@ class RebuildSource:
 
 
 def part_copies(layout: Layout) -> PartCopies:
-    """The parts of ``layout`` COS may copy from the base object."""
-    def copyable(start: int, end: int) -> bool:
-        return end <= layout.base_kept and not layout.extents.overlaps(start, end)
-
-    return PartCopies(layout.key, layout.base_etag, copyable)
+    """The ranges of ``layout`` COS may copy from the base object: its kept bytes that no
+    write touched."""
+    kept = min(layout.base_kept, layout.size)
+    runs = [(start, end) for start, end, written in layout.extents.pieces(0, kept) if not written]
+    return PartCopies(layout.key, layout.base_etag, runs)
 
 
 def store_version(uploader: Uploader, store: Store, layout: Layout, local: RangeReader,

@@ -20,6 +20,7 @@ from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Callable, Deque, List, Optional, Protocol, Sequence, Tuple
 
+from cosfs.data.part_plan import PartLimits, Span, grid_spans, plan_spans
 from cosfs.data.upload_tracker import UploadTracker
 from cosfs.store.interface import Metadata, ObjectInfo, PartInfo, Store, UploadSession, plan_parts
 from cosfs.wire.errors import ConfigError, CosError, CosfsError
@@ -54,12 +55,13 @@ class ByteSource(Protocol):
 
 @dataclass(frozen=True)
 class PartCopies:
-    """Parts to copy server-side from ``key`` at version ``etag``: a part ``[start, end)`` is
-    copied when ``copyable(start, end)`` says its bytes are that object's same bytes."""
+    """What COS may copy server-side from ``key`` at version ``etag``: the byte ranges
+    ``runs`` (sorted, disjoint ``[start, end)``) of the new version are that object's same
+    bytes at the same offsets (``cosfs.data.part_plan`` cuts the parts around them)."""
 
     key: str
     etag: str
-    copyable: Callable[[int, int], bool]
+    runs: Sequence[Tuple[int, int]]
 
 
 class MultipartUpload:
@@ -302,16 +304,14 @@ class Uploader:
         try:
             announce(session.upload_id)
             part_size = session.part_size or plan.part_size
-            count = -(-size // part_size)
+            spans = self._spans(size, part_size, copies)
+            count = len(spans)
             if count > limits.max_parts:
                 raise CosfsError(f"upload of {key!r} needs {count} parts of {part_size} bytes, more "
                                  f"than the {limits.max_parts} COS allows", errno.EFBIG)
-            copied = 0
-            for index in range(count):
-                start, end = index * part_size, min(size, (index + 1) * part_size)
-                copy = copies if copies is not None and copies.copyable(start, end) else None
-                copied += copy is not None
-                upload.send(index + 1, start, end, copy)
+            copied = sum(span.copy for span in spans)
+            for number, span in enumerate(spans, start=1):
+                upload.send(number, span.start, span.end, copies if span.copy else None)
             info = upload.finish()
         except CosError as error:
             info = self._resumed(key, staged, size, part_size, count, upload, error, on_stored)
@@ -327,6 +327,17 @@ class Uploader:
         if copied:
             log.debug("upload of %r: %d of %d parts copied server-side", key, copied, count)
         return info, count
+
+    def _spans(self, size: int, part_size: int, copies: Optional[PartCopies]) -> List[Span]:
+        """The parts to send: around copied ranges as few as COS allows (``plan_spans``),
+        else (nothing to copy, or too many pieces) the fixed grid of ``part_size``."""
+        runs = copies.runs if copies is not None else ()
+        spans = None
+        if runs:
+            limits = self._store.limits
+            spans = plan_spans(size, runs, PartLimits(part_size, limits.min_part_size, limits.max_part_size,
+                                                      limits.max_parts, self.policy.parallel))
+        return spans if spans is not None else grid_spans(size, part_size, runs)
 
     def _resumed(self, key: str, staged: ByteSource, size: int, part_size: int, count: int,
                  failed: MultipartUpload, error: CosError, on_stored: Callable[[int], None]) -> Optional[ObjectInfo]:

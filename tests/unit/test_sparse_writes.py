@@ -59,7 +59,7 @@ def test_random_writes_and_truncates_read_back_and_store_exactly_the_model(fs, s
     assert list(fs.files.staging.directory.glob("*" + journal.DATA_SUFFIX)) == []
 
 
-def test_an_append_copies_every_whole_old_part_and_sends_one_part(fs, store):
+def test_an_append_copies_the_old_object_in_a_few_parts_and_sends_only_the_new_bytes(fs, store):
     old = existing(store, "log", 10 * MiB + 1000)
     fh = fs.open("/log", os.O_WRONLY | os.O_APPEND)
     reads = store.calls["read_range"]
@@ -67,9 +67,9 @@ def test_an_append_copies_every_whole_old_part_and_sends_one_part(fs, store):
     assert store.calls["read_range"] == reads
     fs.release(fh)
     assert store.objects["log"].data == old + b"one more line\n"
-    assert store.calls["copy_part"] == 10, "parts 1..10 lie wholly in the old object"
-    assert store.calls["put_part"] == 1, "the last part: the old tail and the new line"
-    assert store.calls["read_range"] - reads == 1, "one ranged GET of the old tail"
+    assert 1 <= store.calls["copy_part"] <= 8, "the old bytes: at most parallel_count copies"
+    assert store.calls["put_part"] == 1, "the last part: the new line alone"
+    assert store.calls["read_range"] == reads, "nothing of the old object is downloaded"
 
 
 def test_a_rewrite_in_the_middle_uploads_only_its_part(fs, store):
@@ -79,7 +79,8 @@ def test_a_rewrite_in_the_middle_uploads_only_its_part(fs, store):
     fs.release(fh)
     old[3 * MiB + 100:3 * MiB + 4196] = b"x" * 4096
     assert store.objects["f"].data == bytes(old)
-    assert (store.calls["copy_part"], store.calls["put_part"]) == (7, 1)
+    assert store.calls["put_part"] == 1 and store.calls["copy_part"] <= 2 * 8
+    assert store.calls["read_range"] == 0, "the written 4 KiB is a part of its own (the fake's minimum is 5 bytes)"
 
 
 def test_truncate_down_then_up_reads_zeros_not_the_old_bytes(fs, store):
