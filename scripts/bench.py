@@ -861,6 +861,8 @@ def large_raw(emulator: Emulator, sources: LargeSources, sizes: list[int], large
                         lambda: s3.download_fileobj(BUCKET, f"large/raw-{large_mib}", sink, Config=transfer),
                         lambda: None, lambda: sink.size == large_mib * MiB))
 
+    runs.append(raw_append(emulator, poller, s3, sources, large_mib))
+
     def put(name: str) -> None:
         s3.put_object(Bucket=BUCKET, Key=f"rsync-raw/{name}", Body=(sources.tree / name).read_bytes())
 
@@ -873,6 +875,38 @@ def large_raw(emulator: Emulator, sources: LargeSources, sizes: list[int], large
     runs[-1]["files"] = rsync_files
     poller.delete_prefix("rsync-raw/")
     return runs
+
+
+def raw_append(emulator: Emulator, poller: Poller, s3, sources: LargeSources, large_mib: int) -> dict[str, object]:
+    """The least an append of a MiB to the large object can cost: one multipart upload of (up to) 8 Upload
+    Part - Copy requests of the old bytes, from 8 threads, and one part of the new MiB, as boto3 sends them."""
+    large, key = large_mib * MiB, "large/raw-append"
+    s3.copy_object(Bucket=BUCKET, Key=key, CopySource={"Bucket": BUCKET, "Key": f"large/raw-{large_mib}"})
+    etag = s3.head_object(Bucket=BUCKET, Key=key)["ETag"]
+    appended = sources.append.read_bytes()
+
+    def append() -> None:
+        upload = s3.create_multipart_upload(Bucket=BUCKET, Key=key)["UploadId"]
+        count = max(1, min(8, large // (2 * MiB)))  # each copy well above COS's 1 MB part minimum
+        step = -(-large // count)
+
+        def copy(number: int) -> dict[str, object]:
+            start = (number - 1) * step
+            result = s3.upload_part_copy(Bucket=BUCKET, Key=key, UploadId=upload, PartNumber=number,
+                                         CopySource={"Bucket": BUCKET, "Key": key}, CopySourceIfMatch=etag,
+                                         CopySourceRange=f"bytes={start}-{min(large, start + step) - 1}")
+            return {"PartNumber": number, "ETag": result["CopyPartResult"]["ETag"]}
+
+        with concurrent.futures.ThreadPoolExecutor(8) as pool:
+            parts = list(pool.map(copy, range(1, count + 1)))
+        tail = s3.upload_part(Bucket=BUCKET, Key=key, UploadId=upload, PartNumber=count + 1, Body=appended)
+        parts.append({"PartNumber": count + 1, "ETag": tail["ETag"]})
+        s3.complete_multipart_upload(Bucket=BUCKET, Key=key, UploadId=upload, MultipartUpload={"Parts": parts})
+
+    run = measure("raw", "append", large_mib, emulator, poller, append, lambda: None,
+                  lambda: poller.size(key) == large + APPEND_BYTES and poller.read(key, large, APPEND_BYTES) == appended)
+    s3.delete_object(Bucket=BUCKET, Key=key)
+    return run
 
 
 @contextlib.contextmanager
@@ -1068,7 +1102,8 @@ def large_table(runs: list[dict[str, object]], large_mib: int, huge_mib: int, ap
             return None if run is None else value_of(run)
 
         raw_run = find("raw", scenario)
-        raw_value = value("raw") if raw_run is not None and (speed or scenario == "rsync requests") else None
+        shown_raw = speed or scenario in ("rsync requests", "append")
+        raw_value = value("raw") if raw_run is not None and shown_raw else None
         line = [label, large_cell(raw_run, raw_value, shown)]
         for tool in tools:
             cell = large_cell(find(tool, scenario), value(tool), shown)
