@@ -15,7 +15,9 @@ Memory: blocks fetched ahead and not yet read are bounded by the window; blocks 
 read stay in an LRU of ``max_cached_blocks``; both are charged to a ``ReadBudget`` shared
 by all open files. When the budget has no room the window shrinks and nothing more is
 fetched ahead; a block a read needs is always fetched, and kept only if the budget allows.
-``close()`` frees everything.
+``close()`` frees everything. A block is a view into its GET's buffer, not a copy (copying
+each 8 MiB answer into blocks was half of the reading threads' time with the GIL held), so
+a buffer lives until the last of its blocks is dropped.
 
 One version: every GET carries the ETag the file had at open (``etag``), so an object
 replaced behind the mount answers 412 and that read fails with ESTALE; it never returns a
@@ -52,7 +54,7 @@ class _Fetch:
         self.reserved = reserved
         self.claimed = False  # guarded by the reader's lock: a thread has started it
         self.done = threading.Event()
-        self.blocks: Dict[int, bytes] = {}
+        self.blocks: Dict[int, memoryview] = {}
         self.error: Optional[BaseException] = None
 
     @property
@@ -83,8 +85,11 @@ class ObjectReader:
         self._budget = budget if budget is not None else ReadBudget(max_cached_blocks * block_size + readahead_max)
         self._lock = threading.Lock()
         self._size = size  # guarded by self._lock
-        self._blocks: "OrderedDict[int, bytes]" = OrderedDict()  # guarded by self._lock
+        self._blocks: "OrderedDict[int, memoryview]" = OrderedDict()  # guarded by self._lock
         self._unread: Set[int] = set()  # guarded by self._lock: fetched ahead, not read yet
+        #: Guarded by self._lock: the blocks that were read, least recently used first (what
+        #: eviction takes), so that an eviction never walks past the blocks fetched ahead.
+        self._lru: "OrderedDict[int, None]" = OrderedDict()
         self._pending: Dict[int, _Fetch] = {}  # guarded by self._lock
         self._next_offset: Optional[int] = None  # guarded by self._lock
         self._window = 0  # guarded by self._lock
@@ -103,7 +108,7 @@ class ObjectReader:
     def cached_blocks(self) -> int:
         """Blocks that were read and are kept for reading again (the LRU)."""
         with self._lock:
-            return len(self._blocks) - len(self._unread)
+            return len(self._lru)
 
     @property
     def window(self) -> int:
@@ -165,7 +170,7 @@ class ObjectReader:
             have.update(fetch.blocks)
         with self._lock:
             for index in range(first, last + 1):
-                self._unread.discard(index)
+                self._mark_read(index)
             self._trim()
         return self._assemble(have, offset, end, first, last)
 
@@ -184,18 +189,21 @@ class ObjectReader:
         self._next_offset = end
         self._window = 0
         self._ahead_block = 0
-        self._unread.clear()  # what was fetched ahead of the old stream ages in the LRU now
+        for index in [index for index in self._blocks if index in self._unread]:
+            self._mark_read(index)  # what was fetched ahead of the old stream ages in the LRU now
         return False
 
-    def _plan(self, first: int, last: int) -> Tuple[Dict[int, bytes], List[_Fetch], List[_Fetch]]:
+    def _plan(self, first: int, last: int) -> Tuple[Dict[int, memoryview], List[_Fetch], List[_Fetch]]:
         """The cached blocks of ``first..last``, the fetches to wait for, and the fetches of
         the missing ones this read runs itself (registered as pending)."""
-        have: Dict[int, bytes] = {}
+        have: Dict[int, memoryview] = {}
         waits: List[_Fetch] = []
         missing: List[int] = []
         for index in range(first, last + 1):
             if index in self._blocks:
                 self._blocks.move_to_end(index)
+                if index in self._lru:
+                    self._lru.move_to_end(index)
                 have[index] = self._blocks[index]
             elif index in self._pending:
                 if self._pending[index] not in waits:
@@ -307,7 +315,7 @@ class ObjectReader:
                 self._settle(fetch)
             fetch.done.set()
 
-    def _fetch_run(self, start: int, stop: int) -> Dict[int, bytes]:
+    def _fetch_run(self, start: int, stop: int) -> Dict[int, memoryview]:
         """Blocks ``start..stop-1`` from one ranged GET; a short answer yields short blocks."""
         begin = start * self.block_size
         with self._lock:
@@ -317,8 +325,8 @@ class ObjectReader:
         data = self._store.read_range(self.key, begin, length, etag=self.etag) if length > 0 else b""
         if len(data) < length:
             self._shrunk(begin + len(data))
-        size = self.block_size
-        return {start + i: data[i * size:(i + 1) * size] for i in range(stop - start)}
+        size, view = self.block_size, memoryview(data)
+        return {start + i: view[i * size:(i + 1) * size] for i in range(stop - start)}
 
     def _settle(self, fetch: _Fetch) -> None:
         """Under the lock: a fetch ended. Keep its blocks (charged to the budget) when it
@@ -367,25 +375,32 @@ class ObjectReader:
 
     # --- the cache (under the lock) -----------------------------------------------------
 
+    def _mark_read(self, index: int) -> None:
+        """A cached block was read: it leaves the readahead and joins the LRU."""
+        self._unread.discard(index)
+        if index in self._blocks:
+            self._lru[index] = None
+            self._lru.move_to_end(index)
+
     def _evict(self, index: int) -> None:
         block = self._blocks.pop(index)
         self._unread.discard(index)
+        self._lru.pop(index, None)
         self._budget.give_back(len(block))
 
     def _evict_oldest_read(self) -> bool:
         """Drop the least recently used block that was read; ``False`` when there is none."""
-        for index in self._blocks:
-            if index not in self._unread:
-                self._evict(index)
-                return True
-        return False
+        if not self._lru:
+            return False
+        self._evict(next(iter(self._lru)))
+        return True
 
     def _trim(self) -> None:
         """Drop the least recently used read blocks beyond ``max_cached_blocks``."""
-        while len(self._blocks) - len(self._unread) > self.max_cached_blocks:
+        while len(self._lru) > self.max_cached_blocks:
             self._evict_oldest_read()
 
-    def _assemble(self, have: Dict[int, bytes], offset: int, end: int, first: int, last: int) -> bytes:
+    def _assemble(self, have: Dict[int, memoryview], offset: int, end: int, first: int, last: int) -> bytes:
         pieces = []
         position = offset
         for index in range(first, last + 1):
