@@ -115,6 +115,11 @@ class SparseFile:
             return self._size
 
     @property
+    def held_bytes(self) -> int:
+        """The written bytes it holds on local disk (the rest is the object's, in COS)."""
+        return self._staged.held_bytes
+
+    @property
     def kept(self) -> bool:
         return self._staged.kept
 

@@ -226,6 +226,13 @@ class StagedFile:
             return self._size
 
     @property
+    def held_bytes(self) -> int:
+        """Bytes this file holds on local disk: what was written, less what a stream sent
+        and freed (a sparse file holds only its written ranges)."""
+        with self._cond:
+            return self._charged
+
+    @property
     def kept(self) -> bool:
         with self._cond:
             return self._kept

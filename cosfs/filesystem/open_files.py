@@ -243,7 +243,9 @@ class OpenFiles:
         return fh
 
     def dirty_summary(self) -> Tuple[int, int]:
-        """(files, bytes) written through the mount and not yet stored in COS, for ``cosfs status``.
+        """(files, bytes) written through the mount and not yet stored in COS, for ``cosfs status``:
+        a staged file counts the bytes it holds (a stream's stored parts are freed, a write into
+        an existing object holds only what it wrote).
 
         Read without the files' locks, which an upload holds until it ends: the status must
         answer while a large file is being stored, and a figure a moment old serves it.
@@ -254,7 +256,7 @@ class OpenFiles:
         for node in nodes:
             if node.dirty and not node.unlinked:
                 staged = node.staged  # read once: release() may clear it meanwhile
-                sizes.append(staged.size if staged is not None else node.attr.size)
+                sizes.append(staged.held_bytes if staged is not None else node.attr.size)
         return len(sizes), sum(sizes)
 
     def new_children(self, dir_path: str) -> List[str]:

@@ -198,3 +198,14 @@ def test_staging_use_counts_allocated_blocks(tmp_path):
     dense.discard()
     sparse.discard()
     assert area.used_bytes() == 0
+
+
+def test_dirty_bytes_of_a_write_into_an_existing_object_are_the_bytes_written(fs, store):
+    """``cosfs status`` says what is not yet in COS: a 100-byte write into a 10 MiB object
+    holds 100 bytes, not the object's size."""
+    store.put_raw("big", bytes(10 * 1024 * 1024))
+    fh = fs.open("/big", os.O_WRONLY)
+    fs.write(fh, b"z" * 100, 4096)
+    assert fs.files.dirty_summary() == (1, 100)
+    fs.release(fh)
+    assert fs.files.dirty_summary() == (0, 0)
