@@ -235,7 +235,7 @@ class StreamUpload:
         size = self._staged.size
         try:
             if size > self._sent_end:
-                self._upload.send(self._next_number, self._sent_end, size)
+                upload.send(self._next_number, self._sent_end, size)
             if self._part1_dirty:
                 upload.wait_sent()  # the later copy of part 1 must be the one COS keeps
                 upload.send(1, 0, self._part1_end)
@@ -354,7 +354,8 @@ class StreamUpload:
 class Streams:
     """Starts the streams of one mount: one store, uploader, dirty budget and policy."""
 
-    def __init__(self, store: Store, uploader: Uploader, budget: DirtyBudget, stall_timeout: float = 70.0,
+    def __init__(self, store: Store, uploader: Uploader, budget: DirtyBudget,
+                 stall_timeout: float = StreamPolicy.stall_timeout,
                  wall: Callable[[], float] = time.time) -> None:
         self._store = store
         self._uploader = uploader
