@@ -17,7 +17,7 @@ import logging
 import os
 import stat
 from concurrent.futures import ThreadPoolExecutor
-from typing import Callable, Dict, List, NamedTuple, Optional
+from typing import Any, Callable, Dict, List, NamedTuple, Optional
 
 from cosfs.filesystem import tree
 from cosfs.filesystem.lookup import Lookup
@@ -362,13 +362,18 @@ class CosFilesystem:
         if changes:
             self._set_attr(path, self.getattr(path), **changes)
 
-    def _set_attr(self, path: str, attr: Attr, **changes) -> None:
+    def _set_attr(self, path: str, attr: Attr, limit_meta: bool = False, **changes: Any) -> None:
         """Change ``path``'s attributes, and its ctime with them: stored in COS (or held, or
-        carried by the upload of an open file), and held in memory for the mount root."""
-        self._writable(path)
+        carried by the upload of an open file), and held in memory for the mount root.
+
+        ``limit_meta`` (an xattr change, which can grow the metadata by kilobytes): E2BIG,
+        before any request, when COS would refuse the metadata as too large. It is counted
+        as it would be stored, with the ``ctime`` this change adds."""
         new = dataclasses.replace(attr, **changes, ctime_ns=self._now_ns())
-        meta = meta_for(new.mode, new.uid, new.gid, new.mtime_ns, base=new.meta,
-                        ctime_ns=new.ctime_ns, atime_ns=new.atime_ns)
+        meta = meta_of(new)
+        if limit_meta:
+            self._check_meta_size(path, meta)
+        self._writable(path)
         changed = dataclasses.replace(new, meta=meta)
         if self.files.update_attr(path, **{**changes, "ctime_ns": new.ctime_ns, "meta": meta}) is not None:
             return  # an open file being written: applied by its upload
@@ -409,27 +414,23 @@ class CosFilesystem:
         attr = self.getattr(path)
         meta = xattrs.with_attribute(attr.meta, name, value, flags, path)
         if name != acl.ACCESS:
-            self._change_xattrs(path, attr, meta)
+            self._set_attr(path, attr, limit_meta=True, meta=meta)
             return
         mode, equivalent = acl.mode_of(acl.parse(value, path), attr.mode)
         if equivalent:
             meta = xattrs.without_attribute(meta, name, path)
-        self._change_xattrs(path, attr, meta, mode=mode)
+        self._set_attr(path, attr, limit_meta=True, meta=meta, mode=mode)
 
     def removexattr(self, path: str, name: str) -> None:
         attr = self.getattr(path)
-        self._change_xattrs(path, attr, xattrs.without_attribute(attr.meta, name, path))
+        self._set_attr(path, attr, limit_meta=True, meta=xattrs.without_attribute(attr.meta, name, path))
 
-    def _change_xattrs(self, path: str, attr: Attr, meta: Dict[str, str], **changes) -> None:
-        """Store ``meta`` (the attributes' new encoding) as ``path``'s metadata, with
-        ``changes``; E2BIG, before any request, when COS would refuse the whole metadata as
-        too large."""
-        size = xattrs.meta_bytes(meta_of(dataclasses.replace(attr, meta=meta, **changes)))
+    def _check_meta_size(self, path: str, meta: Dict[str, str]) -> None:
+        size = xattrs.meta_bytes(meta)
         limit = self.store.limits.max_meta_bytes
         if size > limit:
             raise error(path, f"extended attributes refused: the object's metadata would be {size} bytes, "
                               f"and COS keeps at most {limit}", errno.E2BIG)
-        self._set_attr(path, attr, meta=meta, **changes)
 
     # --- rename -------------------------------------------------------------------------
 
