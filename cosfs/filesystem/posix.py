@@ -211,13 +211,19 @@ class CosFilesystem:
         self._writable(path)
         self._parent_dir(path)
         self._absent(path)
-        mode = stat.S_IFLNK | 0o777
+        self._put_node(path, "symlink", stat.S_IFLNK | 0o777, uid, gid, target.encode("utf-8", "surrogateescape"),
+                       link_target=target)
+
+    def _put_node(self, path: str, kind: str, mode: int, uid: int, gid: int, data: bytes,
+                  extra_meta: Optional[Dict[str, str]] = None, link_target: Optional[str] = None) -> None:
+        """Store a node made whole by one call (a symlink, or what ``mknod`` makes; never
+        opened, never staged): one PUT of ``data`` with its metadata, and the new entry in
+        the caches."""
         mtime_ns = self._now_ns()
-        meta = meta_for(mode, uid, gid, mtime_ns)
-        data = target.encode("utf-8", "surrogateescape")
+        meta = {**meta_for(mode, uid, gid, mtime_ns), **(extra_meta or {})}
         info = self.store.put_object(self.mapper.file_key(path), data, meta, "application/octet-stream")
-        self.lookup.added(path, Attr(kind="symlink", mode=mode, uid=uid, gid=gid, size=len(data),
-                                     mtime_ns=mtime_ns, etag=info.etag, meta=meta, link_target=target))
+        self.lookup.added(path, Attr(kind=kind, mode=mode, uid=uid, gid=gid, size=len(data), mtime_ns=mtime_ns,
+                                     etag=info.etag, meta=meta, link_target=link_target))
 
     def _keep_parent(self, path: str) -> None:
         """After ``path`` left its directory: a directory that existed only as the prefix of
@@ -265,14 +271,8 @@ class CosFilesystem:
         else:
             raise error(path, f"mknod cannot make a node of type {type_bits:#o}", errno.EINVAL)
         self._absent(path)
-        mode = type_bits | (mode & 0o7777)
-        mtime_ns = self._now_ns()
-        meta = meta_for(mode, uid, gid, mtime_ns)
-        if kind == SPECIAL and rdev:
-            meta[META_RDEV] = str(rdev)
-        info = self.store.put_object(self.mapper.file_key(path), b"", meta, "application/octet-stream")
-        self.lookup.added(path, Attr(kind=kind, mode=mode, uid=uid, gid=gid, size=0, mtime_ns=mtime_ns,
-                                     etag=info.etag, meta=meta))
+        device = {META_RDEV: str(rdev)} if kind == SPECIAL and rdev else None
+        self._put_node(path, kind, type_bits | (mode & 0o7777), uid, gid, b"", device)
 
     # --- files --------------------------------------------------------------------------
 
