@@ -87,7 +87,7 @@ _MAX_RDEV = 2**64 - 1
 #: Largest |mtime| in seconds whose nanoseconds still fit the signed 64 bits of a timespec.
 _MAX_SECONDS = 2**63 // _NS - 1
 _UNSIGNED = re.compile(r"[0-9]{1,20}")
-_MTIME = re.compile(r"(-?[0-9]{1,20})(?:\.([0-9]{1,9}))?")
+_TIME = re.compile(r"(-?[0-9]{1,20})(?:\.([0-9]{1,9}))?")
 
 
 @dataclass(frozen=True)
@@ -214,7 +214,7 @@ def attr_from_info(
     type_bits = _type_of(stored_mode) if kind == SPECIAL else TYPE_BITS[kind]
     uid = _first_id(meta, META_UID, META_OWNER, defaults.uid)
     gid = _first_id(meta, META_GID, META_GROUP, defaults.gid)
-    mtime_ns = _mtime_ns(meta)
+    mtime_ns = _time_ns(meta, META_MTIME)
     return Attr(
         kind=kind,
         mode=type_bits | permissions,
@@ -357,17 +357,12 @@ def _first_id(meta: Metadata, key: str, fallback_key: str, default: int) -> int:
     return default
 
 
-def _mtime_ns(meta: Metadata) -> Optional[int]:
-    """The stored mtime in nanoseconds (``mtime`` plus ``mtime-nsec``), or ``None``."""
-    return _time_ns(meta, META_MTIME)
-
-
 def _time_ns(meta: Metadata, key: str) -> Optional[int]:
     """The time stored under ``key`` (and ``key-nsec``) in nanoseconds, or ``None``."""
     text = meta.get(key)
     if text is None:
         return None
-    match = _MTIME.fullmatch(text.strip())
+    match = _TIME.fullmatch(text.strip())
     if match is None:
         return None
     seconds = int(match.group(1))
