@@ -299,22 +299,18 @@ def with_changes(attr: Attr, **fields: Any) -> Attr:
 
 
 def _kind_of(info: ObjectInfo, stored_mode: Optional[int], is_dir: Optional[bool]) -> str:
-    if info.key.endswith("/"):
+    """The kind: the caller's ``is_dir`` when given (a non-directory's kind then still comes
+    from the type bits), else the type bits, else what the object says of itself."""
+    if info.key.endswith("/") or is_dir:
         return DIR
     type_bits = _type_of(stored_mode)
-    if is_dir is not None:
-        if is_dir:
-            return DIR
-        if type_bits == stat.S_IFLNK:
-            return SYMLINK
-        return SPECIAL if type_bits in SPECIAL_TYPES and info.size == 0 else FILE
-    if type_bits == stat.S_IFDIR:
+    if type_bits == stat.S_IFDIR and is_dir is None:
         return DIR
     if type_bits == stat.S_IFLNK:
         return SYMLINK
     if type_bits in SPECIAL_TYPES and info.size == 0:
         return SPECIAL
-    if type_bits:
+    if type_bits or is_dir is not None:
         return FILE
     if info.is_dir or _is_directory_type(info.content_type):
         return DIR
