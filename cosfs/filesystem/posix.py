@@ -58,13 +58,6 @@ def error(path: str, what: str, code: int) -> CosfsError:
     return CosfsError(f"{path}: {what}", code)
 
 
-def _acl_following(attr: Attr, mode: int) -> Dict[str, Dict[str, str]]:
-    """The ``meta`` change a chmod to ``mode`` makes: a stored access ACL follows the new
-    bits, as on a disk (``cosfs.metadata.acl``); none without one."""
-    meta = acl.meta_after_chmod(attr.meta, mode)
-    return {} if meta is None else {"meta": meta}
-
-
 class CosFilesystem:
     """POSIX-like operations on paths of one mounted bucket (or bucket prefix)."""
 
@@ -345,7 +338,8 @@ class CosFilesystem:
     def chmod(self, path: str, mode: int) -> None:
         attr = self.getattr(path)
         new_mode = stat.S_IFMT(attr.mode) | (mode & 0o7777)
-        self._set_attr(path, attr, mode=new_mode, **_acl_following(attr, new_mode))
+        # A stored access ACL follows the new bits, as on a disk (``cosfs.metadata.acl``).
+        self._set_attr(path, attr, mode=new_mode, meta=acl.meta_after_chmod(attr.meta, new_mode))
 
     def chown(self, path: str, uid: int, gid: int) -> None:
         attr = self.getattr(path)
