@@ -174,8 +174,10 @@ class StreamUpload:
             return self._punched_locked
 
     def touches_sent(self, start: int, end: int) -> bool:
-        """Whether bytes [start, end) meet parts already sent (part 1 aside): changing them,
-        or reading them (they may be holes now), ends streaming."""
+        """Whether bytes [start, end) meet parts already sent past part 1, or run from inside
+        part 1 past its end once part 1 was sent: changing them, or reading them (they may be
+        holes now), ends streaming. Part 1 alone may be rewritten in place; a truncate into
+        it is caught by the second clause, as it must be (COS holds the longer part 1)."""
         return self.begun and end > start and start < self._sent_end and end > self._part1_end
 
     def before_write(self, offset: int, length: int, size: int) -> bool:
