@@ -495,8 +495,10 @@ def test_an_xattr_that_overflows_the_metadata_limit_is_e2big_without_a_request(f
 
 
 def test_no_xattr_stores_metadata_past_the_limit_with_the_ctime_it_adds(fs, store, clock):
-    """The E2BIG check counts the metadata as stored: with the ``ctime`` the change writes
-    too (a file written here has none yet), not only the attributes and the mode."""
+    """SEMANTICS.md: "An attribute that would take the object's metadata (the names and
+    values of all its `x-cos-meta-*`, mode and times included) past COS's 2 KB is refused
+    with E2BIG before any request": the ``ctime`` the change itself writes counts too (a
+    file written here has none stored yet)."""
     limit = store.limits.max_meta_bytes
     refused = 0
     for length in range(1400, 1560):
