@@ -793,11 +793,6 @@ def rsync_path(index: int) -> str:
     return f"d{index // RSYNC_FILES_PER_DIRECTORY:03d}/f{index:05d}"
 
 
-def large_run(tool: str, scenario: str, size_mib: int, seconds: float, **extra: object) -> dict[str, object]:
-    return {"tool": tool, "scenario": scenario, "size_mib": size_mib, "seconds": round(seconds, 3), "ok": True,
-            **extra}
-
-
 def measure(tool: str, scenario: str, size_mib: int, emulator: Emulator, poller: Poller,
             action: Callable[[], object], settle: Callable[[], object], check: Callable[[], bool],
             process: subprocess.Popen | None = None, cache: Path | None = None) -> dict[str, object]:
@@ -825,8 +820,10 @@ def measure(tool: str, scenario: str, size_mib: int, emulator: Emulator, poller:
     client_cpu = (time.process_time() if own_cpu else cpu_seconds(process.pid)) - client_cpu
     server_cpu = cpu_seconds(emulator.process.pid) - server_cpu
     requests = sum(emulator.stats().values()) - poller.requests
-    run = large_run(tool, scenario, size_mib, seconds, close_seconds=round(closed, 3), requests=requests,
-                    client_cpu=round(client_cpu, 2), server_cpu=round(server_cpu, 2))
+    run: dict[str, object] = {
+        "tool": tool, "scenario": scenario, "size_mib": size_mib, "seconds": round(seconds, 3),
+        "close_seconds": round(closed, 3), "requests": requests, "client_cpu": round(client_cpu, 2),
+        "server_cpu": round(server_cpu, 2)}
     if watch is not None:
         run.update(peak_rss_mib=round(watch.peak_rss_kib / 1024, 1),
                    peak_disk_mib=round((watch.peak_disk - watch.disk_at_start) / MiB, 1), rss_is_vmhwm=watch.exact_rss)

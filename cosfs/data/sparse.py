@@ -105,7 +105,7 @@ class SparseFile:
         self.path: Path = staged.path
         self.label = staged.label
         self.record_path = staged.record_path
-        self._journal_layout()
+        self.journal()  # the record describes the layout from the start
 
     # --- what OpenFiles asks of a staged file --------------------------------------------
 
@@ -149,9 +149,6 @@ class SparseFile:
             reader.close()
         self._staged.journal(**changes, **layout)
 
-    def _journal_layout(self) -> None:
-        self.journal()
-
     def write(self, offset: int, data: bytes) -> int:
         written = self._staged.write(offset, data)
         with self._lock:
@@ -186,12 +183,6 @@ class SparseFile:
     def read_local(self, start: int, end: int) -> bytes:
         """Written bytes ``[start, end)`` from the staging file."""
         return self._staged.read(start, end - start)
-
-    def read_range(self, start: int, end: int) -> bytes:
-        data = self.read(start, end - start)
-        if len(data) != end - start:
-            raise CosfsError(f"{self.label!r} has {self.size} bytes; bytes {start}..{end} were expected", errno.EIO)
-        return data
 
     def _read_base(self, etag: str, start: int, end: int) -> bytes:
         with self._lock:

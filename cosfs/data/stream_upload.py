@@ -174,8 +174,10 @@ class StreamUpload:
             return self._punched_locked
 
     def touches_sent(self, start: int, end: int) -> bool:
-        """Whether bytes [start, end) meet parts already sent (part 1 aside): changing them,
-        or reading them (they may be holes now), ends streaming."""
+        """Whether bytes [start, end) meet parts already sent past part 1, or run from inside
+        part 1 past its end once part 1 was sent: changing them, or reading them (they may be
+        holes now), ends streaming. Part 1 alone may be rewritten in place; a truncate into
+        it is caught by the second clause, as it must be (COS holds the longer part 1)."""
         return self.begun and end > start and start < self._sent_end and end > self._part1_end
 
     def before_write(self, offset: int, length: int, size: int) -> bool:
@@ -235,7 +237,7 @@ class StreamUpload:
         size = self._staged.size
         try:
             if size > self._sent_end:
-                self._upload.send(self._next_number, self._sent_end, size)
+                upload.send(self._next_number, self._sent_end, size)
             if self._part1_dirty:
                 upload.wait_sent()  # the later copy of part 1 must be the one COS keeps
                 upload.send(1, 0, self._part1_end)
@@ -354,7 +356,8 @@ class StreamUpload:
 class Streams:
     """Starts the streams of one mount: one store, uploader, dirty budget and policy."""
 
-    def __init__(self, store: Store, uploader: Uploader, budget: DirtyBudget, stall_timeout: float = 70.0,
+    def __init__(self, store: Store, uploader: Uploader, budget: DirtyBudget,
+                 stall_timeout: float = StreamPolicy.stall_timeout,
                  wall: Callable[[], float] = time.time) -> None:
         self._store = store
         self._uploader = uploader

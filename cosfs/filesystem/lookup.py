@@ -319,6 +319,23 @@ class Lookup:
         it was a file, so nothing cached below it needs a search of every cached path (a
         rename or unlink per file in a mount holding 100,000 entries would scan them all)."""
         self._entries_changed(path)
+        self._drop_cached(path, tree)
+        self.stats.put_missing(path)
+        self._edit_listing(path, None)
+
+    def moved(self, old: str, new: str, kind: str, attr: Optional[Attr] = None) -> None:
+        """``old`` (a file or a whole tree) now lives at ``new``; ``attr``: the file's attributes."""
+        tree = kind == "dir"
+        self.removed(old, tree=tree)
+        self._drop_cached(new, tree)
+        if attr is not None:
+            self._remember(new, attr)  # a copy keeps the metadata; a new ETag just costs one HEAD
+        self._edit_listing(new, kind)
+        self._entries_changed(new)
+
+    def _drop_cached(self, path: str, tree: bool) -> None:
+        """Forget what every cache holds of ``path``; with ``tree`` (a directory), of every
+        path below it too, which searches all cached paths, so a file is forgotten alone."""
         self._forget_persistent(path, tree=tree)
         self.fetches.forget(path)
         if tree:
@@ -328,26 +345,6 @@ class Lookup:
         else:
             self.stats.invalidate(path)
             self.listings.invalidate(path)
-        self.stats.put_missing(path)
-        self._edit_listing(path, None)
-
-    def moved(self, old: str, new: str, kind: str, attr: Optional[Attr] = None) -> None:
-        """``old`` (a file or a whole tree) now lives at ``new``; ``attr``: the file's attributes."""
-        tree = kind == "dir"
-        self.removed(old, tree=tree)
-        self._forget_persistent(new, tree=tree)
-        if attr is not None:
-            self._remember(new, attr)  # a copy keeps the metadata; a new ETag just costs one HEAD
-        self.fetches.forget(new)
-        if tree:
-            self.stats.invalidate_tree(new)
-            self.listings.invalidate_tree(new)
-            self.dir_times.forget_tree(new)
-        else:
-            self.stats.invalidate(new)
-            self.listings.invalidate(new)
-        self._edit_listing(new, kind)
-        self._entries_changed(new)
 
     def _entries_changed(self, path: str) -> None:
         """An entry appeared at ``path`` or left it: its directory's mtime and ctime are now."""

@@ -17,7 +17,7 @@ import logging
 import os
 import stat
 from concurrent.futures import ThreadPoolExecutor
-from typing import Callable, Dict, List, NamedTuple, Optional
+from typing import Any, Callable, Dict, List, NamedTuple, Optional
 
 from cosfs.filesystem import tree
 from cosfs.filesystem.lookup import Lookup
@@ -56,13 +56,6 @@ class DirEntry(NamedTuple):
 
 def error(path: str, what: str, code: int) -> CosfsError:
     return CosfsError(f"{path}: {what}", code)
-
-
-def _acl_following(attr: Attr, mode: int) -> Dict[str, Dict[str, str]]:
-    """The ``meta`` change a chmod to ``mode`` makes: a stored access ACL follows the new
-    bits, as on a disk (``cosfs.metadata.acl``); none without one."""
-    meta = acl.meta_after_chmod(attr.meta, mode)
-    return {} if meta is None else {"meta": meta}
 
 
 class CosFilesystem:
@@ -211,13 +204,19 @@ class CosFilesystem:
         self._writable(path)
         self._parent_dir(path)
         self._absent(path)
-        mode = stat.S_IFLNK | 0o777
+        self._put_node(path, "symlink", stat.S_IFLNK | 0o777, uid, gid, target.encode("utf-8", "surrogateescape"),
+                       link_target=target)
+
+    def _put_node(self, path: str, kind: str, mode: int, uid: int, gid: int, data: bytes,
+                  extra_meta: Optional[Dict[str, str]] = None, link_target: Optional[str] = None) -> None:
+        """Store a node made whole by one call (a symlink, or what ``mknod`` makes; never
+        opened, never staged): one PUT of ``data`` with its metadata, and the new entry in
+        the caches."""
         mtime_ns = self._now_ns()
-        meta = meta_for(mode, uid, gid, mtime_ns)
-        data = target.encode("utf-8", "surrogateescape")
+        meta = {**meta_for(mode, uid, gid, mtime_ns), **(extra_meta or {})}
         info = self.store.put_object(self.mapper.file_key(path), data, meta, "application/octet-stream")
-        self.lookup.added(path, Attr(kind="symlink", mode=mode, uid=uid, gid=gid, size=len(data),
-                                     mtime_ns=mtime_ns, etag=info.etag, meta=meta, link_target=target))
+        self.lookup.added(path, Attr(kind=kind, mode=mode, uid=uid, gid=gid, size=len(data), mtime_ns=mtime_ns,
+                                     etag=info.etag, meta=meta, link_target=link_target))
 
     def _keep_parent(self, path: str) -> None:
         """After ``path`` left its directory: a directory that existed only as the prefix of
@@ -265,14 +264,8 @@ class CosFilesystem:
         else:
             raise error(path, f"mknod cannot make a node of type {type_bits:#o}", errno.EINVAL)
         self._absent(path)
-        mode = type_bits | (mode & 0o7777)
-        mtime_ns = self._now_ns()
-        meta = meta_for(mode, uid, gid, mtime_ns)
-        if kind == SPECIAL and rdev:
-            meta[META_RDEV] = str(rdev)
-        info = self.store.put_object(self.mapper.file_key(path), b"", meta, "application/octet-stream")
-        self.lookup.added(path, Attr(kind=kind, mode=mode, uid=uid, gid=gid, size=0, mtime_ns=mtime_ns,
-                                     etag=info.etag, meta=meta))
+        device = {META_RDEV: str(rdev)} if kind == SPECIAL and rdev else None
+        self._put_node(path, kind, type_bits | (mode & 0o7777), uid, gid, b"", device)
 
     # --- files --------------------------------------------------------------------------
 
@@ -345,7 +338,8 @@ class CosFilesystem:
     def chmod(self, path: str, mode: int) -> None:
         attr = self.getattr(path)
         new_mode = stat.S_IFMT(attr.mode) | (mode & 0o7777)
-        self._set_attr(path, attr, mode=new_mode, **_acl_following(attr, new_mode))
+        # A stored access ACL follows the new bits, as on a disk (``cosfs.metadata.acl``).
+        self._set_attr(path, attr, mode=new_mode, meta=acl.meta_after_chmod(attr.meta, new_mode))
 
     def chown(self, path: str, uid: int, gid: int) -> None:
         attr = self.getattr(path)
@@ -362,13 +356,18 @@ class CosFilesystem:
         if changes:
             self._set_attr(path, self.getattr(path), **changes)
 
-    def _set_attr(self, path: str, attr: Attr, **changes) -> None:
+    def _set_attr(self, path: str, attr: Attr, limit_meta: bool = False, **changes: Any) -> None:
         """Change ``path``'s attributes, and its ctime with them: stored in COS (or held, or
-        carried by the upload of an open file), and held in memory for the mount root."""
-        self._writable(path)
+        carried by the upload of an open file), and held in memory for the mount root.
+
+        ``limit_meta`` (an xattr change, which can grow the metadata by kilobytes): E2BIG,
+        before any request, when COS would refuse the metadata as too large. It is counted
+        as it would be stored, with the ``ctime`` this change adds."""
         new = dataclasses.replace(attr, **changes, ctime_ns=self._now_ns())
-        meta = meta_for(new.mode, new.uid, new.gid, new.mtime_ns, base=new.meta,
-                        ctime_ns=new.ctime_ns, atime_ns=new.atime_ns)
+        meta = meta_of(new)
+        if limit_meta:
+            self._check_meta_size(path, meta)
+        self._writable(path)
         changed = dataclasses.replace(new, meta=meta)
         if self.files.update_attr(path, **{**changes, "ctime_ns": new.ctime_ns, "meta": meta}) is not None:
             return  # an open file being written: applied by its upload
@@ -409,27 +408,23 @@ class CosFilesystem:
         attr = self.getattr(path)
         meta = xattrs.with_attribute(attr.meta, name, value, flags, path)
         if name != acl.ACCESS:
-            self._change_xattrs(path, attr, meta)
+            self._set_attr(path, attr, limit_meta=True, meta=meta)
             return
         mode, equivalent = acl.mode_of(acl.parse(value, path), attr.mode)
         if equivalent:
             meta = xattrs.without_attribute(meta, name, path)
-        self._change_xattrs(path, attr, meta, mode=mode)
+        self._set_attr(path, attr, limit_meta=True, meta=meta, mode=mode)
 
     def removexattr(self, path: str, name: str) -> None:
         attr = self.getattr(path)
-        self._change_xattrs(path, attr, xattrs.without_attribute(attr.meta, name, path))
+        self._set_attr(path, attr, limit_meta=True, meta=xattrs.without_attribute(attr.meta, name, path))
 
-    def _change_xattrs(self, path: str, attr: Attr, meta: Dict[str, str], **changes) -> None:
-        """Store ``meta`` (the attributes' new encoding) as ``path``'s metadata, with
-        ``changes``; E2BIG, before any request, when COS would refuse the whole metadata as
-        too large."""
-        size = xattrs.meta_bytes(meta_of(dataclasses.replace(attr, meta=meta, **changes)))
+    def _check_meta_size(self, path: str, meta: Dict[str, str]) -> None:
+        size = xattrs.meta_bytes(meta)
         limit = self.store.limits.max_meta_bytes
         if size > limit:
             raise error(path, f"extended attributes refused: the object's metadata would be {size} bytes, "
                               f"and COS keeps at most {limit}", errno.E2BIG)
-        self._set_attr(path, attr, meta=meta, **changes)
 
     # --- rename -------------------------------------------------------------------------
 

@@ -259,7 +259,7 @@ class CosOperations(binding.Operations):
 
     @translated
     def utimens(self, path, times=None):
-        self.fs.utimens(path, modification_time(times), access_time(times))
+        self.fs.utimens(path, *requested_times(times))
         return 0
 
     # Extended attributes: ``ls -l`` asks for two per entry (ACLs and security labels), each
@@ -341,30 +341,23 @@ class CosOperations(binding.Operations):
         return 0
 
 
-def access_time(times) -> Optional[int]:
-    """The atime (ns) a ``utimens`` asks for, ``None`` to leave it (UTIME_OMIT; libfuse2
-    passes ``None`` for "both now"), as ``modification_time`` reads the mtime."""
-    if times is None:
-        return time.time_ns()
-    atime = int(times[0])
-    if atime == binding.UTIME_NOW:
-        return time.time_ns()
-    if atime == binding.UTIME_OMIT:
-        return None
-    return atime
-
-
-def modification_time(times) -> Optional[int]:
-    """The mtime (ns) a ``utimens`` asks for, ``None`` to leave it, translating UTIME_NOW/OMIT.
+def requested_times(times) -> Tuple[Optional[int], Optional[int]]:
+    """The ``(mtime, atime)`` (ns) a ``utimens`` asks for, ``None`` to leave one, translating
+    UTIME_NOW/OMIT; both "now" are the same instant, as ``touch`` gets on a disk.
 
     libfuse3 passes the raw ``utimensat`` specials as ``tv_nsec`` with ``tv_sec = 0``;
-    libfuse2 passes ``None`` for "now" and never sends single-time updates.
+    libfuse2 passes ``None`` for "both now" and never sends single-time updates.
     """
+    now = time.time_ns()
     if times is None:
-        return time.time_ns()
-    mtime = int(times[1])
-    if mtime == binding.UTIME_NOW:
-        return time.time_ns()
-    if mtime == binding.UTIME_OMIT:
-        return None
-    return mtime
+        return now, now
+
+    def one(value) -> Optional[int]:
+        value = int(value)
+        if value == binding.UTIME_NOW:
+            return now
+        if value == binding.UTIME_OMIT:
+            return None
+        return value
+
+    return one(times[1]), one(times[0])

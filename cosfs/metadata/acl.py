@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import errno
 import struct
-from typing import Dict, List, Mapping, Optional, Tuple
+from typing import List, Mapping, Optional, Tuple
 
 from cosfs.metadata import xattrs
 from cosfs.wire.errors import CosfsError
@@ -67,13 +67,13 @@ def with_mode(value: bytes, mode: int) -> Optional[bytes]:
     return _HEADER.pack(_VERSION) + b"".join(_ENTRY.pack(*entry) for entry in changed)
 
 
-def meta_after_chmod(meta: Mapping[str, str], mode: int) -> Optional[Dict[str, str]]:
-    """``meta`` with its stored access ACL (if any) rewritten for ``mode``; ``None`` when
-    there is nothing to rewrite."""
+def meta_after_chmod(meta: Mapping[str, str], mode: int) -> Mapping[str, str]:
+    """``meta`` with its stored access ACL (if any) rewritten for ``mode``; ``meta`` itself
+    when there is nothing to rewrite."""
     if xattrs.META_XATTR not in meta:
-        return None
+        return meta
     stored = xattrs.decode(meta).get(ACCESS)
     changed = with_mode(stored, mode) if stored is not None else None
     if changed is None or changed == stored:
-        return None
+        return meta
     return xattrs.with_attribute(meta, ACCESS, changed, 0, "")

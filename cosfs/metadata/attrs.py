@@ -87,7 +87,7 @@ _MAX_RDEV = 2**64 - 1
 #: Largest |mtime| in seconds whose nanoseconds still fit the signed 64 bits of a timespec.
 _MAX_SECONDS = 2**63 // _NS - 1
 _UNSIGNED = re.compile(r"[0-9]{1,20}")
-_MTIME = re.compile(r"(-?[0-9]{1,20})(?:\.([0-9]{1,9}))?")
+_TIME = re.compile(r"(-?[0-9]{1,20})(?:\.([0-9]{1,9}))?")
 
 
 @dataclass(frozen=True)
@@ -214,7 +214,7 @@ def attr_from_info(
     type_bits = _type_of(stored_mode) if kind == SPECIAL else TYPE_BITS[kind]
     uid = _first_id(meta, META_UID, META_OWNER, defaults.uid)
     gid = _first_id(meta, META_GID, META_GROUP, defaults.gid)
-    mtime_ns = _mtime_ns(meta)
+    mtime_ns = _time_ns(meta, META_MTIME)
     return Attr(
         kind=kind,
         mode=type_bits | permissions,
@@ -299,22 +299,18 @@ def with_changes(attr: Attr, **fields: Any) -> Attr:
 
 
 def _kind_of(info: ObjectInfo, stored_mode: Optional[int], is_dir: Optional[bool]) -> str:
-    if info.key.endswith("/"):
+    """The kind: the caller's ``is_dir`` when given (a non-directory's kind then still comes
+    from the type bits), else the type bits, else what the object says of itself."""
+    if info.key.endswith("/") or is_dir:
         return DIR
     type_bits = _type_of(stored_mode)
-    if is_dir is not None:
-        if is_dir:
-            return DIR
-        if type_bits == stat.S_IFLNK:
-            return SYMLINK
-        return SPECIAL if type_bits in SPECIAL_TYPES and info.size == 0 else FILE
-    if type_bits == stat.S_IFDIR:
+    if type_bits == stat.S_IFDIR and is_dir is None:
         return DIR
     if type_bits == stat.S_IFLNK:
         return SYMLINK
     if type_bits in SPECIAL_TYPES and info.size == 0:
         return SPECIAL
-    if type_bits:
+    if type_bits or is_dir is not None:
         return FILE
     if info.is_dir or _is_directory_type(info.content_type):
         return DIR
@@ -357,17 +353,12 @@ def _first_id(meta: Metadata, key: str, fallback_key: str, default: int) -> int:
     return default
 
 
-def _mtime_ns(meta: Metadata) -> Optional[int]:
-    """The stored mtime in nanoseconds (``mtime`` plus ``mtime-nsec``), or ``None``."""
-    return _time_ns(meta, META_MTIME)
-
-
 def _time_ns(meta: Metadata, key: str) -> Optional[int]:
     """The time stored under ``key`` (and ``key-nsec``) in nanoseconds, or ``None``."""
     text = meta.get(key)
     if text is None:
         return None
-    match = _MTIME.fullmatch(text.strip())
+    match = _TIME.fullmatch(text.strip())
     if match is None:
         return None
     seconds = int(match.group(1))

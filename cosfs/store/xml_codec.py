@@ -58,8 +58,10 @@ def iso_to_ns(text: str) -> int:
 def _utc_seconds(whole: str) -> int:
     """``2024-01-01T00:00:00`` to seconds since the epoch. A list page holds a thousand of
     them, often the same second many times; ``strptime`` was a tenth of a remounted listing.
-    Only that exact form is accepted (``fromisoformat`` alone takes others too)."""
-    if len(whole) != 19 or whole[10] != "T" or not whole.isascii():
+    Only that exact form is accepted: ``fromisoformat`` alone takes others too, among them
+    a UTC offset (``00:00+01``) that would be read as UTC, an hour off."""
+    if len(whole) != 19 or whole[4] != "-" or whole[7] != "-" or whole[10] != "T" or whole[13] != ":" \
+            or whole[16] != ":" or not whole.isascii():
         raise ValueError(whole)
     return int(datetime.datetime.fromisoformat(whole).replace(tzinfo=datetime.timezone.utc).timestamp())
 

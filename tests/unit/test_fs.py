@@ -494,6 +494,27 @@ def test_an_xattr_that_overflows_the_metadata_limit_is_e2big_without_a_request(f
     assert errno_of(fs.getxattr, "/f", "user.big") == errno.ENODATA
 
 
+def test_no_xattr_stores_metadata_past_the_limit_with_the_ctime_it_adds(fs, store, clock):
+    """SEMANTICS.md: "An attribute that would take the object's metadata (the names and
+    values of all its `x-cos-meta-*`, mode and times included) past COS's 2 KB is refused
+    with E2BIG before any request": the ``ctime`` the change itself writes counts too (a
+    file written here has none stored yet)."""
+    limit = store.limits.max_meta_bytes
+    refused = 0
+    for length in range(1400, 1560):
+        path = f"/f{length}"
+        write_file(fs, path, b"data")
+        clock.advance(60)
+        try:
+            fs.setxattr(path, "user.big", b"x" * length, 0)
+        except CosfsError as failure:
+            assert failure.errno == errno.E2BIG
+            refused += 1
+            continue
+        assert xattrs.meta_bytes(store.stat(path[1:]).meta) <= limit, length
+    assert 0 < refused < 160, "the lengths tried straddle the limit"
+
+
 def test_an_xattr_of_a_file_being_written_rides_with_its_upload(fs, store):
     fh = fs.create("/f", 0o644, 0, 0)
     fs.write(fh, b"data", 0)
