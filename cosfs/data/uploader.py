@@ -148,24 +148,21 @@ class MultipartUpload:
         with self._lock:
             return sum(1 for future in self._futures if not future.done()) + len(self._backlog)
 
-    def wait_sent(self) -> None:
+    def wait_sent(self) -> List[Future]:
         """Wait for every part queued so far; raise if one failed (before a part is sent again,
-        so that the later copy is the one COS keeps)."""
+        so that the later copy is the one COS keeps). Returns the parts' futures, all done."""
         self._send_backlog()
         with self._lock:
             futures = list(self._futures)
         wait(futures)
         self._raise_failure()
+        return futures
 
     def finish(self, stored: Sequence[PartInfo] = ()) -> ObjectInfo:
         """Wait for every part, then complete with them and ``stored`` (parts an earlier try
         left in COS); a part sent twice counts once, as its later copy. A transient failure of
         complete is retried once (the same parts again, so it cannot store anything else)."""
-        self._send_backlog()
-        with self._lock:
-            futures = list(self._futures)
-        wait(futures)
-        self._raise_failure()
+        futures = self.wait_sent()
         latest = {part.number: part for part in stored}
         latest.update((part.number, part) for part in (future.result() for future in futures))
         parts = sorted(latest.values(), key=lambda part: part.number)
