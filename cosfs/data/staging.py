@@ -210,6 +210,7 @@ class StagedFile:
         self.record_path = journal.record_path(path)
         self._area = area
         self._record = record  # guarded by self._journal_lock
+        self._journalled = False  # guarded by self._journal_lock: the record is on disk
         self._journal_lock = threading.Lock()
         self._cond = threading.Condition(threading.Lock())
         self._fd: Optional[int] = fd  # guarded by self._cond
@@ -243,16 +244,18 @@ class StagedFile:
             return dataclasses.replace(self._record, meta=dict(self._record.meta))
 
     def journal(self, **changes: Any) -> None:
-        """Change fields of the journal record and write it (only when something changed)."""
+        """Change fields of the journal record and write it (only when something changed,
+        or it was never written: the first write creates it in place, with no rename)."""
         with self._journal_lock:
             updated = dataclasses.replace(self._record, **changes)
-            if updated == self._record and self.record_path.exists():
+            if updated == self._record and self._journalled:
                 return
             try:
-                journal.write_record(self.record_path, updated)
+                journal.write_record(self.record_path, updated, new=not self._journalled)
             except OSError as error:
                 raise _local_error(error, f"journal record {self.record_path} of {self.label!r}") from error
             self._record = updated
+            self._journalled = True
 
     def write(self, offset: int, data: bytes) -> int:
         """Write ``data`` at ``offset``; a gap after the current end becomes a sparse hole."""

@@ -101,18 +101,19 @@ class PendingMeta:
         now = self.clock()
         with self._cond:
             held = self._settled(path)
-            if held is None:
+            first = held is None
+            if first:
                 recent = self._recent.get(path)
                 if recent is None or recent[0] != attr.etag or now - recent[1] > self.delay:
                     return False
                 held = Held(path, key, attr, recent[0], now + self.delay,
                             journal.new_meta_record_path(self.directory, key))
-            try:
+            try:  # a fresh name is created in place; a merged change replaces its record whole
                 journal.write_record(held.record_path, journal.MetaRecord(
-                    self.bucket, key, held.base_etag, dict(attr.meta), attr.content_type))
+                    self.bucket, key, held.base_etag, dict(attr.meta), attr.content_type), new=first)
             except OSError as error:  # attr is complete: applying it now applies what was held too
                 log.warning("could not journal a metadata change of %s (%s): it is applied at once", path, error)
-                if self._held.pop(path, None) is not None:
+                if self._held.pop(path, None) is not None or first:  # a part written in place goes too
                     held.record_path.unlink(missing_ok=True)
                 return False
             held.attr = attr

@@ -174,12 +174,41 @@ def test_the_journal_follows_a_write_and_is_gone_after_the_last_close(fs, store)
     fs.write(fh, b"abc", 0)
     [record] = records(fs)
     assert journal.read_record(record).state == journal.WRITING
-    fs.flush(fh)
+    fs.fsync(fh)
     assert journal.read_record(record).state == journal.STORED
     fs.write(fh, b"d", 3)
     assert journal.read_record(record).state == journal.WRITING
     fs.release(fh)
     assert records(fs) == [] and list(fs.files.staging.directory.glob("*.staged")) == []
+
+
+def test_a_close_of_the_only_handle_drops_the_staged_copy_once_stored(fs, store):
+    """rsync's and cp's close: the staging file and its record go as soon as COS holds the
+    data, with no ``stored`` record written in between; the handle, if used again, reads
+    and writes the stored object like any clean file's."""
+    fh = fs.create("/f", 0o644, 0, 0)
+    fs.write(fh, b"abc", 0)
+    fs.flush(fh)
+    assert store.objects["f"].data == b"abc"
+    assert records(fs) == [] and list(fs.files.staging.directory.glob("*.staged")) == []
+    assert fs.read(fh, 10, 0) == b"abc"
+    fs.write(fh, b"d", 3)
+    fs.release(fh)
+    assert store.objects["f"].data == b"abcd"
+    assert records(fs) == [] and list(fs.files.staging.directory.glob("*.staged")) == []
+
+
+def test_a_close_with_another_handle_open_keeps_the_staged_copy_as_stored(fs, store):
+    fh = fs.create("/f", 0o644, 0, 0)
+    other = fs.open("/f", os.O_RDWR)
+    fs.write(fh, b"abc", 0)
+    fs.flush(fh)
+    [record] = records(fs)
+    assert journal.read_record(record).state == journal.STORED
+    fs.release(fh)
+    assert fs.read(other, 10, 0) == b"abc"
+    fs.release(other)
+    assert records(fs) == [] and store.objects["f"].data == b"abc"
 
 
 def test_a_rename_of_an_open_file_moves_its_record(fs, store):
