@@ -272,3 +272,61 @@ def test_an_old_record_without_the_sparse_fields_still_loads(tmp_path):
                                 "content_type": None, "upload_id": None, "upload_started": None, "created": 1.0}))
     record = journal.read_record(path)
     assert not record.sparse and record.extents == [] and record.size is None
+
+
+def test_a_record_cut_short_while_it_was_created_leaves_nothing_to_publish(root, store):
+    """SEMANTICS.md, after a crash: "data of a file that was still open for writing is not
+    a version anyone finished: it is never published over COS's copy"; and the journal's
+    promise that every staging file says what it is. A new record is created in
+    place (no temporary file, no rename): a kill -9 in the middle of that write leaves a
+    prefix of it, which must never parse as a record; the staging file it would have
+    named is still empty (the record comes before the data), so it is dropped, and
+    nothing is published."""
+    area = crashed_area(root)
+    staged = area.create("k", None)
+    whole = staged.record_path.read_bytes()
+    for cut in range(len(whole)):
+        staged.record_path.write_bytes(whole[:cut])
+        with pytest.raises(ValueError):
+            journal.read_record(staged.record_path)
+    assert staged.path.stat().st_size == 0
+
+    [result] = recover(root, store)
+
+    assert result.outcome == DROPPED and "unreadable" in result.reason
+    assert "k" not in store.objects
+    assert not (root.parent / "lost+found").exists()
+
+
+def test_a_closed_copy_whose_upload_completed_before_the_crash_is_dropped(root, store):
+    """A close of the only handle deletes the staged copy once stored, without writing a
+    ``stored`` record first: a kill -9 between the upload and the deletion leaves a
+    ``closed`` record of what COS already holds. Recovery must neither upload it again
+    nor move it to lost+found: it reads the object back and drops the copy."""
+    store.put_raw("doc.txt", b"old")
+    base = store.objects["doc.txt"].etag
+    area = crashed_area(root)
+    stage(area, "doc.txt", b"new version", journal.CLOSED, base, meta={"mode": "33188"})
+    store.put_raw("doc.txt", b"new version")  # the upload completed; the copy was not deleted yet
+    puts = store.calls["put_object"]
+
+    [result] = recover(root, store)
+
+    assert result.outcome == DROPPED and "already holds" in result.reason
+    assert store.calls["put_object"] == puts and store.objects["doc.txt"].data == b"new version"
+    assert not (root.parent / "lost+found").exists()
+
+
+def test_a_held_metadata_change_cut_short_while_created_is_dropped(root, store):
+    """A held change's first record is created in place too: a kill -9 in the middle of it
+    (the chmod had not returned) leaves a prefix, dropped with a log line, never applied."""
+    store.put_raw("k", b"data")
+    area = crashed_area(root)
+    path = journal.new_meta_record_path(area.directory, "k")
+    journal.write_record(path, journal.MetaRecord(BUCKET, "k", store.objects["k"].etag, {"mode": "33152"}), new=True)
+    path.write_bytes(path.read_bytes()[:-1])
+
+    [result] = recover(root, store)
+
+    assert result.outcome == DROPPED and "unreadable" in result.reason
+    assert "mode" not in store.objects["k"].meta
