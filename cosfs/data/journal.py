@@ -21,11 +21,26 @@ on and the complete metadata to give it.
 A file being streamed (sent part by part while it is written) names the byte range already
 sent and freed from local disk (``punched``); it is written before the bytes are freed.
 
-Records are written (temporary file, then rename) before the data they describe is
-acknowledged, so after a crash of cosfs every staging file says what it is; the next
-mount, or ``cosfs recover``, resolves them (``cosfs.data.recovery``). A mount keeps its
-files in its own directory, locked for its lifetime: a directory whose lock can be taken
-belongs to a cosfs that is gone.
+Records are written before the data they describe is acknowledged, so after a crash of
+cosfs every staging file says what it is; the next mount, or ``cosfs recover``, resolves
+them (``cosfs.data.recovery``). A record that replaces another goes through a temporary
+file and a rename (a crash leaves the old or the new one); a record with nothing before
+it is created in place (``write_record(new=True)``: a crash in the middle leaves a prefix
+that never parses, of a staging file still empty or a change whose call had not returned).
+They are not fsynced: they are there for a crash of cosfs (kill -9, OOM), after which the
+kernel still writes them, as it writes the staged data (fsynced only when its upload failed,
+``StagedFile.keep``).
+
+A staged file's records in order, for a file created, written and closed: ``writing``
+(created with the empty staging file), ``closed`` before its upload, then ``stored``; or,
+when the close is that of the file's only handle, the staging file and its record are
+deleted as soon as COS holds the data, with no ``stored`` record first (a crash in
+between leaves a ``closed`` record of data COS holds: recovery reads the object back and
+drops the copy). ``failed`` replaces ``closed`` when the upload fails, and a later write
+makes it ``writing`` again.
+
+A mount keeps its files in its own directory, locked for its lifetime: a directory whose
+lock can be taken belongs to a cosfs that is gone.
 """
 
 from __future__ import annotations
