@@ -108,12 +108,15 @@ class PendingMeta:
                     return False
                 held = Held(path, key, attr, recent[0], now + self.delay,
                             journal.new_meta_record_path(self.directory, key))
-            try:  # a fresh name is created in place; a merged change replaces its record whole
-                journal.write_record(held.record_path, journal.MetaRecord(
-                    self.bucket, key, held.base_etag, dict(attr.meta), attr.content_type), new=first)
+            record = journal.MetaRecord(self.bucket, key, held.base_etag, dict(attr.meta), attr.content_type)
+            try:  # a merged change is a new generation of the held one's record
+                if first:
+                    journal.write_record(held.record_path, record)
+                else:
+                    held.record_path = journal.replace_record(held.record_path, record)
             except OSError as error:  # attr is complete: applying it now applies what was held too
                 log.warning("could not journal a metadata change of %s (%s): it is applied at once", path, error)
-                if self._held.pop(path, None) is not None or first:  # a part written in place goes too
+                if self._held.pop(path, None) is not None:
                     held.record_path.unlink(missing_ok=True)
                 return False
             held.attr = attr

@@ -194,7 +194,7 @@ def test_recovery_drops_a_held_change_of_an_object_changed_since(fs, store):
 def test_a_change_that_cannot_be_journaled_is_applied_at_once(fs, store, monkeypatch):
     write_file(fs, "/j")
 
-    def disk_full(path, record, new=False):
+    def disk_full(path, record):
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(journal, "write_record", disk_full)
