@@ -490,9 +490,7 @@ class OpenFiles:
             if node.emptied:
                 log.debug("%s is empty with nothing written since: upload deferred to the last close", node.path)
                 return
-            with self._lock:
-                alone = node.refs == 1
-            self._store(node, drop_copy=alone)  # alone: its release follows, and would drop it
+            self._store(node)
 
     def fsync(self, fh: int) -> None:
         """Store the file's changes now, whoever made them; raise if it cannot be done."""
@@ -589,14 +587,13 @@ class OpenFiles:
         """Under the node's lock: COS now holds ``version`` of the node, as ``info`` says.
 
         The staging file is marked ``stored`` in its record, and kept to serve the open
-        file's reads and writes; or, with ``drop_copy`` (the last handle is closing, or the
-        only one is flushed: rsync's and cp's close), deleted with its record at once: the
+        file's reads and writes; or, with ``drop_copy`` (the last handle is gone: a deferred
+        upload at the last close, or at unmount), deleted with its record at once: a
         ``stored`` record, written only to be deleted a moment later, is not written. A
         crash between the upload and the deletion then leaves a ``closed`` record of data COS
         already holds, as a crash just before a ``stored`` record always could: recovery
         reads the object back, finds the same bytes and drops the copy (or, if another
-        client replaced the object meanwhile, moves it to lost+found). Reads and writes
-        through a handle still open after such a flush go to COS like any clean file's.
+        client replaced the object meanwhile, moves it to lost+found).
         """
         was_new = not node.exists_remotely
         node.stored_version = version

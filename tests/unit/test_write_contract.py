@@ -184,19 +184,18 @@ def test_the_journal_follows_a_write_and_is_gone_after_the_last_close(fs, store)
     assert records(fs) == [] and list(fs.files.staging.directory.glob("*.staged")) == []
 
 
-def test_a_close_of_the_only_handle_drops_the_staged_copy_once_stored(fs, store):
-    """rsync's and cp's close: the staging file and its record go as soon as COS holds the
-    data, with no ``stored`` record written in between; the handle, if used again, reads
-    and writes the stored object like any clean file's."""
-    fh = fs.create("/f", 0o644, 0, 0)
+def test_an_upload_at_the_last_close_deletes_the_copy_without_a_stored_record(fs, store, monkeypatch):
+    """The upload deferred to the last close (here: only a child wrote) is followed by the
+    deletion of the staging file: its record goes from ``closed`` straight to deleted."""
+    fh = fs.create("/f", 0o644, 0, 0, owner=SHELL)
     fs.write(fh, b"abc", 0)
-    fs.flush(fh)
-    assert store.objects["f"].data == b"abc"
-    assert records(fs) == [] and list(fs.files.staging.directory.glob("*.staged")) == []
-    assert fs.read(fh, 10, 0) == b"abc"
-    fs.write(fh, b"d", 3)
+    fs.flush(fh, CHILD)
+    written = []
+    real = journal.replace_record
+    monkeypatch.setattr(journal, "replace_record", lambda path, record: written.append(record.state) or real(path, record))
     fs.release(fh)
-    assert store.objects["f"].data == b"abcd"
+    assert store.objects["f"].data == b"abc"
+    assert written == [journal.CLOSED]
     assert records(fs) == [] and list(fs.files.staging.directory.glob("*.staged")) == []
 
 
