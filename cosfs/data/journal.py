@@ -42,8 +42,9 @@ A staged file's records in order, for a file created, written and closed: ``writ
 (the copy serves the handles still open), deleted with the staging file at the last close;
 or, when the upload itself comes with the last close (deferred) or at unmount, deleted as
 soon as COS holds the data, with no ``stored`` record first (a crash in between leaves a
-``closed`` record of data COS holds: recovery reads the object back and drops the copy). ``failed`` replaces ``closed`` when the upload fails, and a later write
-makes it ``writing`` again.
+``closed`` record of data COS holds: recovery reads the object back and drops the copy).
+``failed`` replaces ``closed`` when the upload fails, and a later write makes it
+``writing`` again.
 
 A mount keeps its files in its own directory, locked for its lifetime: a directory whose
 lock can be taken belongs to a cosfs that is gone.
