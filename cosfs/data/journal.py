@@ -21,16 +21,37 @@ on and the complete metadata to give it.
 A file being streamed (sent part by part while it is written) names the byte range already
 sent and freed from local disk (``punched``); it is written before the bytes are freed.
 
-Records are written (temporary file, then rename) before the data they describe is
-acknowledged, so after a crash of cosfs every staging file says what it is; the next
-mount, or ``cosfs recover``, resolves them (``cosfs.data.recovery``). A mount keeps its
-files in its own directory, locked for its lifetime: a directory whose lock can be taken
-belongs to a cosfs that is gone.
+Records are written before the data they describe is acknowledged, so after a crash of
+cosfs every staging file says what it is; the next mount, or ``cosfs recover``, resolves
+them (``cosfs.data.recovery``). Every record file is created whole under a name no file
+has, never rewritten: a record that replaces another is its next *generation*
+(``X.record``, ``X~1.record``, ``X~2.record``..., ``replace_record``), written before the
+one it replaces is unlinked. A crash leaves the old generation, or both (the newest is the
+record), or the old one and a prefix of the new one, which never parses (a prefix of a
+JSON object never does) and so is not the record. The first generation cut short names a
+staging file still empty (its record comes before its data), or a metadata change whose
+call had not returned. (A temporary file renamed over the old record did the same, but
+ext4 starts writing back the new file on every rename over an existing one, which cost
+each record write four times more than creating a file and unlinking another.)
+They are not fsynced: they are there for a crash of cosfs (kill -9, OOM), after which the
+kernel still writes them, as it writes the staged data (fsynced only when its upload failed,
+``StagedFile.keep``).
+
+A staged file's records in order, for a file created, written and closed: ``writing``
+(created with the empty staging file), ``closed`` before its upload, then ``stored``
+(the copy serves the handles still open), deleted with the staging file at the last close;
+or, when the upload itself comes with the last close (deferred) or at unmount, deleted as
+soon as COS holds the data, with no ``stored`` record first (a crash in between leaves a
+``closed`` record of data COS holds: recovery reads the object back and drops the copy).
+``failed`` replaces ``closed`` when the upload fails, and a later write makes it
+``writing`` again.
+
+A mount keeps its files in its own directory, locked for its lifetime: a directory whose
+lock can be taken belongs to a cosfs that is gone.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import fcntl
 import json
 import logging
@@ -39,9 +60,10 @@ import secrets
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, Iterator, List, Optional, Tuple, Union
+from typing import Callable, Dict, Iterable, Iterator, List, Optional, Tuple, TypeVar, Union
 
 log = logging.getLogger(__name__)
+R = TypeVar("R")
 
 DATA_SUFFIX = ".staged"
 RECORD_SUFFIX = ".record"
@@ -112,16 +134,84 @@ class MetaRecord:
         return "metadata change"
 
 
+#: Separates a record's generation from its name (``X~2.record``): no staging file's name
+#: and no metadata record's name has it (``StagingArea.create``, ``new_meta_record_path``).
+GENERATION_MARK = "~"
+
+
 def write_record(path: Path, record: Union[Record, MetaRecord]) -> None:
-    """Replace the record at ``path`` in one step (a crash leaves the old or the new one)."""
-    temporary = path.with_name(path.name + ".tmp")
-    data = json.dumps(dataclasses.asdict(record), sort_keys=True).encode("utf-8")
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    """Create the record file ``path`` (a name no file has: ``FileExistsError`` otherwise);
+    on failure, nothing of it is left."""
+    data = json.dumps(_fields(record), sort_keys=True).encode("utf-8")
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
-        os.write(fd, data)
-    finally:
-        os.close(fd)
-    os.replace(temporary, path)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+        finally:
+            os.close(fd)
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
+
+
+def replace_record(path: Path, record: Union[Record, MetaRecord]) -> Path:
+    """Write ``record`` as the next generation of the record file ``path``, then unlink
+    ``path``; returns the new file's path. An old generation that cannot be unlinked is
+    left (logged): the newer one wins wherever both are found."""
+    newer = next_generation(path)
+    write_record(newer, record)
+    try:
+        path.unlink(missing_ok=True)
+    except OSError as error:
+        log.warning("could not remove the replaced journal record %s: %s", path, error)
+    return newer
+
+
+def _fields(record: Union[Record, MetaRecord]) -> Dict[str, object]:
+    """The record's fields as JSON takes them: every value is a str, number, None, or a
+    list or dict of those, so the instance's own dict serves (``asdict`` would deep-copy)."""
+    return vars(record)
+
+
+def _split_generation(path: Path) -> Tuple[str, int, str]:
+    """``(base name, generation, suffix)`` of a record file's name."""
+    suffix = RECORD_SUFFIX if path.name.endswith(RECORD_SUFFIX) else META_SUFFIX
+    stem = path.name[: -len(suffix)]
+    base, mark, number = stem.rpartition(GENERATION_MARK)
+    if mark and number.isdigit():
+        return base, int(number), suffix
+    return stem, 0, suffix
+
+
+def next_generation(path: Path) -> Path:
+    """The name of the record that replaces the one at ``path``."""
+    base, generation, suffix = _split_generation(path)
+    return path.with_name(f"{base}{GENERATION_MARK}{generation + 1}{suffix}")
+
+
+def generations(paths: Iterable[Path]) -> List[List[Path]]:
+    """Record files grouped by what they describe (one staging file, one metadata change),
+    each group newest first; more than one file in a group only when cosfs died while it
+    replaced a record."""
+    groups: Dict[Tuple[Path, str, str], List[Tuple[int, Path]]] = {}
+    for path in paths:
+        base, generation, suffix = _split_generation(path)
+        groups.setdefault((path.parent, base, suffix), []).append((generation, path))
+    return [[path for _, path in sorted(group, reverse=True)] for _, group in sorted(groups.items())]
+
+
+def read_newest(group: List[Path], read: Callable[[Path], R]) -> Tuple[R, Path]:
+    """The newest record of ``group`` (newest first) that can be read, and its file;
+    ``ValueError`` when none can (the first generation was cut short)."""
+    failure: Optional[ValueError] = None
+    for path in group:
+        try:
+            return read(path), path
+        except ValueError as error:
+            failure = failure or error
+    raise failure or ValueError("no record")
 
 
 def read_record(path: Path) -> Record:
@@ -149,7 +239,9 @@ def new_meta_record_path(directory: Path, key: str) -> Path:
 
 
 def data_path(record_path: Path) -> Path:
-    return record_path.with_name(record_path.name[: -len(RECORD_SUFFIX)] + DATA_SUFFIX)
+    """The staging file a record (of any generation) describes."""
+    base, _, _ = _split_generation(record_path)
+    return record_path.with_name(base + DATA_SUFFIX)
 
 
 def record_path(data_file: Path) -> Path:
@@ -187,21 +279,23 @@ class AbandonedDirectory:
         self.path = path
         self._lock_fd = lock_fd
 
-    def meta_records(self) -> List[Path]:
-        """The pending metadata changes (``MetaRecord`` files) the mount left."""
-        return sorted(self.path.glob("*" + META_SUFFIX))
+    def meta_records(self) -> List[List[Path]]:
+        """The pending metadata changes (``MetaRecord`` files) the mount left, each as its
+        generations, newest first (``generations``)."""
+        return generations(self.path.glob("*" + META_SUFFIX))
 
-    def entries(self) -> Tuple[List[Path], List[Path]]:
-        """``(records, data files without a record)``."""
-        records = sorted(self.path.glob("*" + RECORD_SUFFIX))
-        covered = {data_path(record) for record in records}
+    def entries(self) -> Tuple[List[List[Path]], List[Path]]:
+        """``(records, data files without a record)``; each staging file's records as
+        their generations, newest first (``generations``)."""
+        records = generations(self.path.glob("*" + RECORD_SUFFIX))
+        covered = {data_path(group[0]) for group in records}
         orphans = sorted(p for p in self.path.glob("*" + DATA_SUFFIX) if p not in covered)
         return records, orphans
 
     def close(self) -> None:
         """Unlock; remove the directory when every file in it was resolved."""
         for temporary in self.path.glob("*.tmp"):
-            temporary.unlink(missing_ok=True)  # a record half-written when cosfs died
+            temporary.unlink(missing_ok=True)  # a record half-written by an older cosfs
         leftover = [p for p in self.path.iterdir() if p.name != LOCK_NAME]
         if not leftover:
             (self.path / LOCK_NAME).unlink(missing_ok=True)

@@ -43,7 +43,7 @@ import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, List, Optional, Union
+from typing import Callable, Iterable, List, Optional, Union
 
 from cosfs.data import journal, rebuild
 from cosfs.data.journal import AbandonedDirectory, MetaRecord, Record
@@ -128,14 +128,15 @@ class Recovery:
     def _resolve_directory(self, directory: AbandonedDirectory) -> List[Resolution]:
         records, orphans = directory.entries()
         resolutions = []
-        for record_file in records:
-            data_file = journal.data_path(record_file)
+        for group in records:
+            data_file = journal.data_path(group[0])
             try:
-                record = journal.read_record(record_file)
+                record, record_file = journal.read_newest(group, journal.read_record)
             except ValueError as error:
                 resolutions.append(self._orphan(data_file, f"its record is unreadable ({error})"))
-                record_file.unlink(missing_ok=True)
+                _unlink_all(group)
                 continue
+            _unlink_all(other for other in group if other != record_file)
             try:
                 resolutions.append(self._resolve(record, record_file, data_file))
             except CosError as error:
@@ -145,18 +146,20 @@ class Recovery:
                                               data_file))
         for data_file in orphans:
             resolutions.append(self._orphan(data_file, "it has no journal record"))
-        for record_file in directory.meta_records():
-            resolutions.append(self._resolve_meta(record_file))
+        for group in directory.meta_records():
+            resolutions.append(self._resolve_meta(group))
         return resolutions
 
-    def _resolve_meta(self, record_file: Path) -> Resolution:
-        """Apply a pending metadata change to the object it was based on, or drop it."""
+    def _resolve_meta(self, group: List[Path]) -> Resolution:
+        """Apply a pending metadata change (its newest readable record of ``group``) to the
+        object it was based on, or drop it."""
         try:
-            record = journal.read_meta_record(record_file)
+            record, record_file = journal.read_newest(group, journal.read_meta_record)
         except ValueError as error:
-            log.warning("dropped %s: %s", record_file, error)
-            record_file.unlink(missing_ok=True)
-            return Resolution(self.root.name, record_file.name, 0, DROPPED, f"its record is unreadable ({error})")
+            log.warning("dropped %s: %s", group[0], error)
+            _unlink_all(group)
+            return Resolution(self.root.name, group[0].name, 0, DROPPED, f"its record is unreadable ({error})")
+        _unlink_all(other for other in group if other != record_file)
         try:
             current = self.store.stat(record.key)
             if current is None or current.etag != record.base_etag:
@@ -354,6 +357,14 @@ class Recovery:
         record_file.unlink(missing_ok=True)
 
 
+def _unlink_all(record_files: Iterable[Path]) -> None:
+    """Delete record files no longer needed: generations replaced by a newer one, or cut
+    short by the crash (logged: nothing is deleted without a log line)."""
+    for path in record_files:
+        log.info("deleted %s: a journal record replaced by a newer one, or cut short by the crash", path)
+        path.unlink(missing_ok=True)
+
+
 def lost_and_found_of(staging_root: Path) -> Path:
     """``cache_dir/lost+found`` for the staging directory ``cache_dir/BUCKET``."""
     return staging_root.parent / "lost+found"
@@ -365,14 +376,14 @@ def pending(root: Path) -> List[Union[Record, MetaRecord]]:
     found: List[Union[Record, MetaRecord]] = []
     for directory in journal.abandoned_directories(root):
         try:
-            for record_file in directory.entries()[0]:
+            for group in directory.entries()[0]:
                 try:
-                    found.append(journal.read_record(record_file))
+                    found.append(journal.read_newest(group, journal.read_record)[0])
                 except ValueError as error:
                     log.warning("%s", error)
-            for record_file in directory.meta_records():
+            for group in directory.meta_records():
                 try:
-                    found.append(journal.read_meta_record(record_file))
+                    found.append(journal.read_newest(group, journal.read_meta_record)[0])
                 except ValueError as error:
                     log.warning("%s", error)
         finally:

@@ -104,7 +104,6 @@ class SparseFile:
         self._reader: Optional[BaseReader] = None  # guarded by self._lock
         self.path: Path = staged.path
         self.label = staged.label
-        self.record_path = staged.record_path
         self.journal()  # the record describes the layout from the start
 
     # --- what OpenFiles asks of a staged file --------------------------------------------
@@ -130,6 +129,10 @@ class SparseFile:
     @property
     def record(self) -> Record:
         return self._staged.record
+
+    @property
+    def record_path(self) -> Path:
+        return self._staged.record_path
 
     def layout(self) -> Layout:
         with self._lock:

@@ -207,9 +207,11 @@ class StagedFile:
     def __init__(self, area: StagingArea, path: Path, fd: int, label: str, record: Record) -> None:
         self.path = path
         self.label = label
-        self.record_path = journal.record_path(path)
         self._area = area
         self._record = record  # guarded by self._journal_lock
+        #: The record's file (its generation changes with every write: ``journal.replace_record``).
+        self._record_path = journal.record_path(path)  # guarded by self._journal_lock
+        self._journalled = False  # guarded by self._journal_lock: the record is on disk
         self._journal_lock = threading.Lock()
         self._cond = threading.Condition(threading.Lock())
         self._fd: Optional[int] = fd  # guarded by self._cond
@@ -244,22 +246,33 @@ class StagedFile:
             return self._record.state
 
     @property
+    def record_path(self) -> Path:
+        """The file holding the journal record now."""
+        with self._journal_lock:
+            return self._record_path
+
+    @property
     def record(self) -> Record:
         """A copy of the journal record."""
         with self._journal_lock:
             return dataclasses.replace(self._record, meta=dict(self._record.meta))
 
     def journal(self, **changes: Any) -> None:
-        """Change fields of the journal record and write it (only when something changed)."""
+        """Change fields of the journal record and write it (only when something changed,
+        or it was never written), as a new file replacing the previous one."""
         with self._journal_lock:
             updated = dataclasses.replace(self._record, **changes)
-            if updated == self._record and self.record_path.exists():
+            if updated == self._record and self._journalled:
                 return
             try:
-                journal.write_record(self.record_path, updated)
+                if self._journalled:
+                    self._record_path = journal.replace_record(self._record_path, updated)
+                else:
+                    journal.write_record(self._record_path, updated)
             except OSError as error:
-                raise _local_error(error, f"journal record {self.record_path} of {self.label!r}") from error
+                raise _local_error(error, f"journal record {self._record_path} of {self.label!r}") from error
             self._record = updated
+            self._journalled = True
 
     def write(self, offset: int, data: bytes) -> int:
         """Write ``data`` at ``offset``; a gap after the current end becomes a sparse hole."""

@@ -515,8 +515,9 @@ class OpenFiles:
             raise CosfsError(f"{node.path}: an earlier write failed ({node.poisoned.message}); nothing was "
                              "stored and COS keeps the previous version", node.poisoned.errno)
 
-    def _store(self, node: FileNode) -> None:
-        """Under the node's lock: upload its current version; raise (data kept) on failure."""
+    def _store(self, node: FileNode, drop_copy: bool = False) -> None:
+        """Under the node's lock: upload its current version; raise (data kept) on failure.
+        ``drop_copy``: the staging file goes once COS holds it (see ``_record_stored``)."""
         stream, node.stream = node.stream, None
         if stream is not None:
             if stream.begun:
@@ -548,7 +549,7 @@ class OpenFiles:
             if not node.exists_remotely:
                 self.lookup.removed(node.path, tree=False)  # never stored: it leaves the namespace now
             raise
-        self._record_stored(node, staged, attr, version, meta, info, held)
+        self._record_stored(node, staged, attr, version, meta, info, held, drop_copy)
 
     def _store_stream(self, node: FileNode, stream: StreamUpload) -> None:
         """Under the node's lock: complete the node's streaming upload. A staging file with
@@ -582,17 +583,32 @@ class OpenFiles:
             staged.discard(force=True)  # holes where the stored parts were: not a copy to read or resend
             node.staged = None
 
-    def _record_stored(self, node: FileNode, staged: StagedFile, attr: Attr, version: int,
-                       meta: Dict[str, str], info: ObjectInfo, held: Optional[Held]) -> None:
-        """Under the node's lock: COS now holds ``version`` of the node, as ``info`` says."""
+    def _record_stored(self, node: FileNode, staged: Staged, attr: Attr, version: int,
+                       meta: Dict[str, str], info: ObjectInfo, held: Optional[Held],
+                       drop_copy: bool = False) -> None:
+        """Under the node's lock: COS now holds ``version`` of the node, as ``info`` says.
+
+        The staging file is marked ``stored`` in its record, and kept to serve the open
+        file's reads and writes; or, with ``drop_copy`` (the last handle is gone: a deferred
+        upload at the last close, or at unmount), deleted with its record at once: a
+        ``stored`` record, written only to be deleted a moment later, is not written. A
+        crash between the upload and the deletion then leaves a ``closed`` record of data COS
+        already holds, as a crash just before a ``stored`` record always could: recovery
+        reads the object back, finds the same bytes and drops the copy (or, if another
+        client replaced the object meanwhile, moves it to lost+found).
+        """
         was_new = not node.exists_remotely
         node.stored_version = version
         node.failed = False
         node.exists_remotely = True
         node.attr = dataclasses.replace(attr, size=staged.size, etag=info.etag, meta=meta)
-        staged.journal(state=journal.STORED, base_etag=info.etag or "", upload_started=None)
-        if isinstance(staged, SparseFile):
-            staged.rebase(info.etag or "")
+        if drop_copy:
+            staged.discard(force=True)
+            node.staged = None
+        else:
+            staged.journal(state=journal.STORED, base_etag=info.etag or "", upload_started=None)
+            if isinstance(staged, SparseFile):
+                staged.rebase(info.etag or "")
         if held is not None:
             self.pending.finished(held)
         self.pending.stored(node.path, info.etag)
@@ -637,7 +653,7 @@ class OpenFiles:
             return
         if node.dirty and not node.unlinked and not node.failed:
             try:
-                self._store(node)
+                self._store(node, drop_copy=True)  # discarded below anyway
             except CosfsError:
                 pass  # logged by _store with the staging path
         self._drop_stream(node)

@@ -74,6 +74,9 @@ class PendingMeta:
         #: path -> (ETag, when) of this mount's uploads within the last ``delay`` seconds.
         self._recent: "OrderedDict[str, Tuple[str, float]]" = OrderedDict()  # guarded by _cond
         self._stopping = False  # guarded by _cond
+        #: When the timer wakes next (``None``: not until told), so a change that does not
+        #: move it earlier leaves the thread asleep.
+        self._timer_due: Optional[float] = None  # guarded by _cond
         self._thread: Optional[threading.Thread] = None
 
     # --- what the filesystem tells ------------------------------------------------------
@@ -101,15 +104,19 @@ class PendingMeta:
         now = self.clock()
         with self._cond:
             held = self._settled(path)
-            if held is None:
+            first = held is None
+            if first:
                 recent = self._recent.get(path)
                 if recent is None or recent[0] != attr.etag or now - recent[1] > self.delay:
                     return False
                 held = Held(path, key, attr, recent[0], now + self.delay,
                             journal.new_meta_record_path(self.directory, key))
-            try:
-                journal.write_record(held.record_path, journal.MetaRecord(
-                    self.bucket, key, held.base_etag, dict(attr.meta), attr.content_type))
+            record = journal.MetaRecord(self.bucket, key, held.base_etag, dict(attr.meta), attr.content_type)
+            try:  # a merged change is a new generation of the held one's record
+                if first:
+                    journal.write_record(held.record_path, record)
+                else:
+                    held.record_path = journal.replace_record(held.record_path, record)
             except OSError as error:  # attr is complete: applying it now applies what was held too
                 log.warning("could not journal a metadata change of %s (%s): it is applied at once", path, error)
                 if self._held.pop(path, None) is not None:
@@ -117,7 +124,8 @@ class PendingMeta:
                 return False
             held.attr = attr
             self._held[path] = held
-            self._cond.notify_all()
+            if first and (self._timer_due is None or held.due < self._timer_due):
+                self._cond.notify_all()  # the timer must wake earlier (a merged change keeps its due)
         log.debug("metadata change of %s held for %.1f s", path, held.due - now)
         return True
 
@@ -247,9 +255,11 @@ class PendingMeta:
                 log.exception("applying held metadata changes failed")
 
     def _next_wait(self) -> Optional[float]:
-        """Under ``_cond``: seconds until the next delay ends (``None``: nothing is held)."""
+        """Under ``_cond``: seconds until the next delay ends (``None``: nothing is held),
+        noted as when the timer wakes."""
         waiting = [held.due for held in self._held.values() if not held.applying]
-        return max(0.0, min(waiting) - self.clock()) if waiting else None
+        self._timer_due = min(waiting) if waiting else None
+        return max(0.0, self._timer_due - self.clock()) if waiting else None
 
     def close(self) -> List[str]:
         """At unmount: stop the timer and apply every held change; returns the paths whose

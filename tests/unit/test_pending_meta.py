@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import stat
+import time
 
 import pytest
 
@@ -202,3 +203,33 @@ def test_a_change_that_cannot_be_journaled_is_applied_at_once(fs, store, monkeyp
     assert store.calls["set_meta"] == 1
     assert store.objects["j"].meta["mode"] == str(stat.S_IFREG | 0o600)
     assert fs.pending.attr_of("/j") is None
+
+
+def test_the_timer_applies_changes_held_while_it_sleeps_and_when_idle(store, tmp_path):
+    """"otherwise one copy of the object onto itself applies it when the delay ends": a
+    new held change wakes the timer only when it must wake earlier (nothing held, say),
+    and a change merged into a held one leaves it asleep; every change is still applied
+    once its delay ends (the real thread and clock here)."""
+    options = options_from_string(f"cache_dir={tmp_path / 'cache'},ensure_diskfree=0,metadata_delay=0.3")
+    fs = build_filesystem(store, options, "", BUCKET)
+    fs.pending.start()
+    try:
+        write_file(fs, "/a")
+        write_file(fs, "/b")
+        fs.chmod("/a", 0o600)  # nothing held: wakes the idle timer
+        fs.chmod("/b", 0o640)  # due later than /a's: the timer wakes for /a first anyway
+        fs.utimens("/b", MTIME_NS)  # merged into /b's
+        deadline = time.monotonic() + 10
+        while (store.calls["set_meta"] < 2 or meta_records(fs)) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert store.objects["a"].meta["mode"] == str(stat.S_IFREG | 0o600)
+        assert store.objects["b"].meta["mode"] == str(stat.S_IFREG | 0o640)
+        assert store.objects["b"].meta["mtime"] == "1600000000"
+        assert store.calls["set_meta"] == 2 and meta_records(fs) == []
+        write_file(fs, "/c")  # held again after the timer went idle
+        fs.chmod("/c", 0o600)
+        while store.calls["set_meta"] < 3 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert store.objects["c"].meta["mode"] == str(stat.S_IFREG | 0o600)
+    finally:
+        fs.pending.close()

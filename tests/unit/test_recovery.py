@@ -6,6 +6,7 @@ by hand, as the kernel releases it when the process dies.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from pathlib import Path
@@ -272,3 +273,134 @@ def test_an_old_record_without_the_sparse_fields_still_loads(tmp_path):
                                 "content_type": None, "upload_id": None, "upload_started": None, "created": 1.0}))
     record = journal.read_record(path)
     assert not record.sparse and record.extents == [] and record.size is None
+
+
+def test_a_record_cut_short_while_it_was_created_leaves_nothing_to_publish(root, store):
+    """SEMANTICS.md, after a crash: "data of a file that was still open for writing is not
+    a version anyone finished: it is never published over COS's copy"; and the journal's
+    promise that every staging file says what it is. A new record is created in
+    place (no temporary file, no rename): a kill -9 in the middle of that write leaves a
+    prefix of it, which must never parse as a record; the staging file it would have
+    named is still empty (the record comes before the data), so it is dropped, and
+    nothing is published."""
+    area = crashed_area(root)
+    staged = area.create("k", None)
+    whole = staged.record_path.read_bytes()
+    for cut in range(len(whole)):
+        staged.record_path.write_bytes(whole[:cut])
+        with pytest.raises(ValueError):
+            journal.read_record(staged.record_path)
+    assert staged.path.stat().st_size == 0
+
+    [result] = recover(root, store)
+
+    assert result.outcome == DROPPED and "unreadable" in result.reason
+    assert "k" not in store.objects
+    assert not (root.parent / "lost+found").exists()
+
+
+def test_a_closed_copy_whose_upload_completed_before_the_crash_is_dropped(root, store):
+    """A close of the only handle deletes the staged copy once stored, without writing a
+    ``stored`` record first: a kill -9 between the upload and the deletion leaves a
+    ``closed`` record of what COS already holds. Recovery must neither upload it again
+    nor move it to lost+found: it reads the object back and drops the copy."""
+    store.put_raw("doc.txt", b"old")
+    base = store.objects["doc.txt"].etag
+    area = crashed_area(root)
+    stage(area, "doc.txt", b"new version", journal.CLOSED, base, meta={"mode": "33188"})
+    store.put_raw("doc.txt", b"new version")  # the upload completed; the copy was not deleted yet
+    puts = store.calls["put_object"]
+
+    [result] = recover(root, store)
+
+    assert result.outcome == DROPPED and "already holds" in result.reason
+    assert store.calls["put_object"] == puts and store.objects["doc.txt"].data == b"new version"
+    assert not (root.parent / "lost+found").exists()
+
+
+
+def test_a_held_metadata_change_cut_short_while_created_is_dropped(root, store):
+    """A held change's first record is created in place too: a kill -9 in the middle of it
+    (the chmod had not returned) leaves a prefix, dropped with a log line, never applied."""
+    store.put_raw("k", b"data")
+    area = crashed_area(root)
+    path = journal.new_meta_record_path(area.directory, "k")
+    journal.write_record(path, journal.MetaRecord(BUCKET, "k", store.objects["k"].etag, {"mode": "33152"}))
+    path.write_bytes(path.read_bytes()[:-1])
+
+    [result] = recover(root, store)
+
+    assert result.outcome == DROPPED and "unreadable" in result.reason
+    assert "mode" not in store.objects["k"].meta
+    assert list(area.directory.glob("*.meta")) == []
+
+
+def crash_while_replacing(path: Path, record, cut: bool) -> Path:
+    """What a kill -9 in ``journal.replace_record`` leaves: the new generation written
+    (``cut``: only a prefix of it) and the old one not yet unlinked."""
+    newer = journal.next_generation(path)
+    journal.write_record(newer, record)
+    if cut:
+        newer.write_bytes(newer.read_bytes()[: len(newer.read_bytes()) // 2])
+    return newer
+
+
+@pytest.mark.parametrize("cut", [False, True])
+def test_a_crash_while_a_record_was_replaced_leaves_the_old_or_the_new_one(root, store, cut):
+    """SEMANTICS.md, after a crash: "a complete version that was not stored yet (closed, or
+    whose upload failed) is uploaded if COS still holds the object it replaces", and "data
+    of a file that was still open for writing ... is never published over COS's copy".
+    A record is replaced by writing its next generation, then unlinking the old one: a
+    kill -9 between the two leaves both (the newer, ``closed``, is the record), and one in
+    the middle of the new one leaves a prefix beside the old (``writing``, the record)."""
+    store.put_raw("doc.txt", b"old")
+    base = store.objects["doc.txt"].etag
+    area = crashed_area(root)
+    staged = stage(area, "doc.txt", b"new version", journal.WRITING, base)
+    closed = dataclasses.replace(staged.record, state=journal.CLOSED)
+    newer = crash_while_replacing(staged.record_path, closed, cut)
+    assert journal.data_path(newer) == staged.path
+
+    [result] = recover(root, store)
+
+    if cut:
+        assert result.outcome == LOST_AND_FOUND and "open for writing" in result.reason
+        assert store.objects["doc.txt"].data == b"old"
+    else:
+        assert result.outcome == UPLOADED and store.objects["doc.txt"].data == b"new version"
+    assert not area.directory.exists(), "every generation is resolved and deleted"
+
+
+@pytest.mark.parametrize("cut", [False, True])
+def test_a_crash_while_a_held_change_was_merged_applies_the_old_or_the_new_one(root, store, cut):
+    """SEMANTICS.md: "A held change is journaled ... before the call returns: after a crash,
+    the next mount (or ``cosfs recover``) applies it if the object still has the ETag it
+    was based on". Two generations of one change are never both applied: the newest
+    readable one is (the first only, when the merge was cut short)."""
+    store.put_raw("k", b"data")
+    etag = store.objects["k"].etag
+    area = crashed_area(root)
+    first = journal.new_meta_record_path(area.directory, "k")
+    journal.write_record(first, journal.MetaRecord(BUCKET, "k", etag, {"mtime": "5"}))
+    crash_while_replacing(first, journal.MetaRecord(BUCKET, "k", etag, {"mtime": "5", "mode": "33152"}), cut)
+
+    [result] = recover(root, store)
+
+    assert result.outcome == "metadata applied" and store.calls["set_meta"] == 1
+    assert store.objects["k"].meta.get("mode") == (None if cut else "33152")
+    assert store.objects["k"].meta["mtime"] == "5"
+    assert list(root.rglob("*.meta")) == []
+
+
+def test_generations_of_a_record_are_named_apart_from_every_staging_file(tmp_path):
+    area = StagingArea(tmp_path / BUCKET, min_free_bytes=0, bucket=BUCKET)
+    staged = area.create("odd~1 name.record", None)
+    for state in (journal.CLOSED, journal.STORED, journal.WRITING):
+        old = staged.record_path
+        staged.journal(state=state)
+        assert staged.record_path != old and not old.exists()
+        assert journal.data_path(staged.record_path) == staged.path
+        assert journal.read_record(staged.record_path).state == state
+    assert [p.name for p in area.directory.glob("*.record")] == [staged.record_path.name]
+    staged.discard()
+    assert [p.name for p in area.directory.iterdir()] == ["lock"]

@@ -174,12 +174,42 @@ def test_the_journal_follows_a_write_and_is_gone_after_the_last_close(fs, store)
     fs.write(fh, b"abc", 0)
     [record] = records(fs)
     assert journal.read_record(record).state == journal.WRITING
-    fs.flush(fh)
+    fs.fsync(fh)
+    [record] = records(fs)  # each change writes a new generation and removes the old one
     assert journal.read_record(record).state == journal.STORED
     fs.write(fh, b"d", 3)
+    [record] = records(fs)
     assert journal.read_record(record).state == journal.WRITING
     fs.release(fh)
     assert records(fs) == [] and list(fs.files.staging.directory.glob("*.staged")) == []
+
+
+def test_an_upload_at_the_last_close_deletes_the_copy_without_a_stored_record(fs, store, monkeypatch):
+    """The upload deferred to the last close (here: only a child wrote) is followed by the
+    deletion of the staging file: its record goes from ``closed`` straight to deleted."""
+    fh = fs.create("/f", 0o644, 0, 0, owner=SHELL)
+    fs.write(fh, b"abc", 0)
+    fs.flush(fh, CHILD)
+    written = []
+    real = journal.replace_record
+    monkeypatch.setattr(journal, "replace_record", lambda path, record: written.append(record.state) or real(path, record))
+    fs.release(fh)
+    assert store.objects["f"].data == b"abc"
+    assert written == [journal.CLOSED]
+    assert records(fs) == [] and list(fs.files.staging.directory.glob("*.staged")) == []
+
+
+def test_a_close_with_another_handle_open_keeps_the_staged_copy_as_stored(fs, store):
+    fh = fs.create("/f", 0o644, 0, 0)
+    other = fs.open("/f", os.O_RDWR)
+    fs.write(fh, b"abc", 0)
+    fs.flush(fh)
+    [record] = records(fs)
+    assert journal.read_record(record).state == journal.STORED
+    fs.release(fh)
+    assert fs.read(other, 10, 0) == b"abc"
+    fs.release(other)
+    assert records(fs) == [] and store.objects["f"].data == b"abc"
 
 
 def test_a_rename_of_an_open_file_moves_its_record(fs, store):
