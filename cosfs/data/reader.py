@@ -15,9 +15,7 @@ Memory: blocks fetched ahead and not yet read are bounded by the window; blocks 
 read stay in an LRU of ``max_cached_blocks``; both are charged to a ``ReadBudget`` shared
 by all open files. When the budget has no room the window shrinks and nothing more is
 fetched ahead; a block a read needs is always fetched, and kept only if the budget allows.
-``close()`` frees everything. A block is a view into its GET's buffer, not a copy (copying
-each 8 MiB answer into blocks was half of the reading threads' time with the GIL held), so
-a buffer lives until the last of its blocks is dropped.
+``close()`` frees everything.
 
 One version: every GET carries the ETag the file had at open (``etag``), so an object
 replaced behind the mount answers 412 and that read fails with ESTALE; it never returns a
@@ -54,7 +52,7 @@ class _Fetch:
         self.reserved = reserved
         self.claimed = False  # guarded by the reader's lock: a thread has started it
         self.done = threading.Event()
-        self.blocks: Dict[int, memoryview] = {}
+        self.blocks: Dict[int, bytes] = {}
         self.error: Optional[BaseException] = None
 
     @property
@@ -85,7 +83,7 @@ class ObjectReader:
         self._budget = budget if budget is not None else ReadBudget(max_cached_blocks * block_size + readahead_max)
         self._lock = threading.Lock()
         self._size = size  # guarded by self._lock
-        self._blocks: "OrderedDict[int, memoryview]" = OrderedDict()  # guarded by self._lock
+        self._blocks: "OrderedDict[int, bytes]" = OrderedDict()  # guarded by self._lock
         self._unread: Set[int] = set()  # guarded by self._lock: fetched ahead, not read yet
         #: Guarded by self._lock: the blocks that were read, least recently used first (what
         #: eviction takes), so that an eviction never walks past the blocks fetched ahead.
@@ -193,10 +191,10 @@ class ObjectReader:
             self._mark_read(index)  # what was fetched ahead of the old stream ages in the LRU now
         return False
 
-    def _plan(self, first: int, last: int) -> Tuple[Dict[int, memoryview], List[_Fetch], List[_Fetch]]:
+    def _plan(self, first: int, last: int) -> Tuple[Dict[int, bytes], List[_Fetch], List[_Fetch]]:
         """The cached blocks of ``first..last``, the fetches to wait for, and the fetches of
         the missing ones this read runs itself (registered as pending)."""
-        have: Dict[int, memoryview] = {}
+        have: Dict[int, bytes] = {}
         waits: List[_Fetch] = []
         missing: List[int] = []
         for index in range(first, last + 1):
@@ -315,7 +313,7 @@ class ObjectReader:
                 self._settle(fetch)
             fetch.done.set()
 
-    def _fetch_run(self, start: int, stop: int) -> Dict[int, memoryview]:
+    def _fetch_run(self, start: int, stop: int) -> Dict[int, bytes]:
         """Blocks ``start..stop-1`` from one ranged GET; a short answer yields short blocks."""
         begin = start * self.block_size
         with self._lock:
@@ -325,8 +323,11 @@ class ObjectReader:
         data = self._store.read_range(self.key, begin, length, etag=self.etag) if length > 0 else b""
         if len(data) < length:
             self._shrunk(begin + len(data))
-        size, view = self.block_size, memoryview(data)
-        return {start + i: view[i * size:(i + 1) * size] for i in range(stop - start)}
+        size = self.block_size
+        # Copies, made here in the fetching thread: a read of one whole block then returns
+        # that block itself (``b"".join`` of one bytes object is that object), where views
+        # would move the copy into the read's own thread.
+        return {start + i: data[i * size:(i + 1) * size] for i in range(stop - start)}
 
     def _settle(self, fetch: _Fetch) -> None:
         """Under the lock: a fetch ended. Keep its blocks (charged to the budget) when it
@@ -400,7 +401,7 @@ class ObjectReader:
         while len(self._lru) > self.max_cached_blocks:
             self._evict_oldest_read()
 
-    def _assemble(self, have: Dict[int, memoryview], offset: int, end: int, first: int, last: int) -> bytes:
+    def _assemble(self, have: Dict[int, bytes], offset: int, end: int, first: int, last: int) -> bytes:
         pieces = []
         position = offset
         for index in range(first, last + 1):
