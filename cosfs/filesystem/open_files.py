@@ -472,7 +472,8 @@ class OpenFiles:
         if node is None or not node.visible:
             return None
         attr, staged = node.attr, node.staged
-        return dataclasses.replace(attr, size=staged.size if staged is not None else attr.size)
+        size = staged.size if staged is not None else attr.size
+        return attr if size == attr.size else dataclasses.replace(attr, size=size)
 
     # --- upload -------------------------------------------------------------------------
 
