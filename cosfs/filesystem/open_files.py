@@ -61,7 +61,7 @@ from cosfs.data.uploader import Uploader
 from cosfs.filesystem.lookup import Lookup
 from cosfs.filesystem.pending_meta import Held, PendingMeta
 from cosfs.metadata import paths
-from cosfs.metadata.attrs import Attr, meta_for
+from cosfs.metadata.attrs import Attr, meta_of
 from cosfs.store.interface import ObjectInfo, Store
 from cosfs.wire.errors import CosfsError
 
@@ -409,8 +409,7 @@ class OpenFiles:
         """Under the node's lock: a write landed; full parts go to the upload pool."""
         attr = node.attr
         try:
-            node.stream.wrote(node.size, lambda: (meta_for(attr.mode, attr.uid, attr.gid, attr.mtime_ns,
-                                                           base=attr.meta), attr.content_type))
+            node.stream.wrote(node.size, lambda: (meta_of(attr), attr.content_type))
         except CosfsError:
             self._drop_stream(node)
             raise
@@ -528,7 +527,7 @@ class OpenFiles:
         staged = self._ensure_staged(node)
         attr = node.attr
         version = node.version
-        meta = meta_for(attr.mode, attr.uid, attr.gid, attr.mtime_ns, base=attr.meta)
+        meta = meta_of(attr)
         staged.journal(state=journal.CLOSED, meta=dict(meta), content_type=attr.content_type,
                        upload_started=time.time())
         held = self.pending.take(node.path)  # its attributes are in node.attr: the upload carries them
@@ -560,7 +559,7 @@ class OpenFiles:
         staged = node.staged
         attr = node.attr
         version = node.version
-        meta = meta_for(attr.mode, attr.uid, attr.gid, attr.mtime_ns, base=attr.meta)
+        meta = meta_of(attr)
         staged.journal(state=journal.CLOSED, meta=dict(meta), content_type=attr.content_type)
         held = self.pending.take(node.path)
         try:
