@@ -14,8 +14,10 @@ follows it. Nothing here does I/O.
 
 from __future__ import annotations
 
+import bisect
+from collections import deque
 from dataclasses import dataclass
-from typing import List, Optional, Sequence, Tuple
+from typing import Deque, List, Optional, Sequence, Tuple
 
 
 @dataclass(frozen=True)
@@ -46,7 +48,8 @@ class PartLimits:
 
 def grid_spans(size: int, part_size: int, copy_runs: Sequence[Tuple[int, int]]) -> List[Span]:
     """Parts of ``part_size`` on the fixed grid; a part wholly inside a run is copied."""
-    return [Span(start, min(size, start + part_size), _inside(start, min(size, start + part_size), copy_runs))
+    starts = [run_start for run_start, _ in copy_runs]
+    return [Span(start, min(size, start + part_size), _inside(start, min(size, start + part_size), copy_runs, starts))
             for start in range(0, size, part_size)]
 
 
@@ -65,8 +68,10 @@ def plan_spans(size: int, copy_runs: Sequence[Tuple[int, int]], limits: PartLimi
     return spans if len(spans) <= limits.max_parts else None
 
 
-def _inside(start: int, end: int, runs: Sequence[Tuple[int, int]]) -> bool:
-    return any(run_start <= start and end <= run_end for run_start, run_end in runs)
+def _inside(start: int, end: int, runs: Sequence[Tuple[int, int]], starts: List[int]) -> bool:
+    """Whether ``[start, end)`` lies in one run (``starts``: the runs' starts, for bisecting)."""
+    index = bisect.bisect_right(starts, start) - 1
+    return index >= 0 and end <= runs[index][1]
 
 
 def _segments(size: int, copy_runs: Sequence[Tuple[int, int]], min_part: int) -> List[Span]:
@@ -100,22 +105,22 @@ def _grow_sent(segments: List[Span], min_part: int) -> List[Span]:
     it lacks from the copied segment after it, or that whole segment when what would be
     left of it is too short to be a part."""
     grown: List[Span] = []
-    queue = list(segments)
+    queue: Deque[Span] = deque(segments)
     while queue:
-        segment = queue.pop(0)
+        segment = queue.popleft()
         if segment.copy or segment.length >= min_part or not queue:
             _append(grown, segment)
             continue
-        following = queue.pop(0)
+        following = queue.popleft()
         end = segment.start + min_part
         rest = following.end - end
         if rest > 0 and (rest >= min_part or not queue):
-            queue[:0] = [Span(segment.start, end, False), Span(end, following.end, True)]
+            queue.extendleft([Span(end, following.end, True), Span(segment.start, end, False)])
         else:
             merged = Span(segment.start, following.end, False)
             if queue and not queue[0].copy:
-                merged = Span(segment.start, queue.pop(0).end, False)
-            queue.insert(0, merged)
+                merged = Span(segment.start, queue.popleft().end, False)
+            queue.appendleft(merged)
     return grown
 
 
