@@ -700,17 +700,17 @@ class Poller:
                                                                        for key in keys[start:start + 1000]]})
 
 
-class FilePrefix(io.RawIOBase):
-    """The first ``size`` bytes of a file, seekable: boto3 uploads it as it would a file of that size, so
-    one local file of the largest size serves every size of the scaling table."""
+class SeekableStream(io.RawIOBase):
+    """A raw stream with a position that ``seek`` moves (never below 0) relative to its start, itself or
+    its ``end``."""
 
-    def __init__(self, path: Path, size: int) -> None:
+    def __init__(self) -> None:
         super().__init__()
-        self._descriptor = os.open(path, os.O_RDONLY)
-        self._size, self._position = size, 0
+        self._position = 0
 
-    def readable(self) -> bool:
-        return True
+    @property
+    def end(self) -> int:
+        raise NotImplementedError
 
     def seekable(self) -> bool:
         return True
@@ -719,9 +719,26 @@ class FilePrefix(io.RawIOBase):
         return self._position
 
     def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
-        base = {os.SEEK_SET: 0, os.SEEK_CUR: self._position, os.SEEK_END: self._size}[whence]
+        base = {os.SEEK_SET: 0, os.SEEK_CUR: self._position, os.SEEK_END: self.end}[whence]
         self._position = max(0, base + offset)
         return self._position
+
+
+class FilePrefix(SeekableStream):
+    """The first ``size`` bytes of a file, seekable: boto3 uploads it as it would a file of that size, so
+    one local file of the largest size serves every size of the scaling table."""
+
+    def __init__(self, path: Path, size: int) -> None:
+        super().__init__()
+        self._descriptor = os.open(path, os.O_RDONLY)
+        self._size = size
+
+    @property
+    def end(self) -> int:
+        return self._size
+
+    def readable(self) -> bool:
+        return True
 
     def readinto(self, buffer) -> int:
         data = os.pread(self._descriptor, max(0, min(len(buffer), self._size - self._position)), self._position)
@@ -735,27 +752,20 @@ class FilePrefix(io.RawIOBase):
         super().close()
 
 
-class NullSink(io.RawIOBase):
+class NullSink(SeekableStream):
     """Where boto3's parallel ranged GETs write when only their speed matters (a tool's read goes to no
     file either); ``size`` is how far they wrote, to check that everything came."""
 
     def __init__(self) -> None:
         super().__init__()
-        self._position = 0
         self.size = 0
+
+    @property
+    def end(self) -> int:
+        return self.size
 
     def writable(self) -> bool:
         return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def tell(self) -> int:
-        return self._position
-
-    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
-        self._position = {os.SEEK_SET: 0, os.SEEK_CUR: self._position, os.SEEK_END: self.size}[whence] + offset
-        return self._position
 
     def write(self, data) -> int:
         self._position += len(data)
