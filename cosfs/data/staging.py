@@ -53,14 +53,14 @@ class StagingArea:
     they belong to, so they are left alone, named in a warning and listed in ``leftovers``.
     """
 
-    def __init__(self, root: Path, min_free_bytes: int = GiB, bucket: str = "",
-                 max_cache_bytes: Optional[int] = None) -> None:
+    def __init__(self, root: Path, min_free_bytes: int = GiB, bucket: str = "") -> None:
         self.root = Path(root)
         self.bucket = bucket or self.root.name
         self._space_lock = threading.Lock()
         self._allowance = 0  # bytes writes may still add before free space is asked again; guarded
-        #: The most bytes staged files may hold (``max_cache_mb``; ``None``: no bound but the disk).
-        self.max_cache_bytes = max_cache_bytes
+        #: The most bytes staged files may hold (``max_cache_mb``; ``None``: no bound but the
+        #: disk). Set once the area exists: its default is a share of the free space there.
+        self.max_cache_bytes: Optional[int] = None
         self._staged_bytes = 0  # guarded by _space_lock: bytes written to staged files and not freed
         self.min_free_bytes = min_free_bytes
         self.leftovers: Tuple[Path, ...] = self._open_root()
