@@ -13,6 +13,7 @@ repeated open/close costs the new bytes and at most `parallel_count` copy reques
 
 from __future__ import annotations
 
+import errno
 import os
 import random
 
@@ -20,10 +21,11 @@ import pytest
 
 from cosfs.wire.facts import MIN_PART_SIZE
 from tests.integration.bucket import Bucket, file_meta
+from tests.integration.conftest import stop_and_show
 from tests.integration.test_request_costs import settled_stats
+from tests.support.mounted import mount
 
 MiB = 1024 * 1024
-#: The mount's default part size (``multipart_size``).
 #: cosfs's default ``parallel_count``: a copied range becomes at most this many parts.
 PARALLEL_COUNT = 8
 
@@ -168,3 +170,51 @@ def test_truncate_down_and_up_then_write(cos, remount, emulator, api):
     assert read_through(path) == bytes(model)
     assert Bucket(emulator).get("cut.bin") == bytes(model)
     assert read_through(remount("again").path / "cut.bin") == bytes(model)
+
+
+@pytest.mark.parametrize("api", ["xml"])  # the JSON API stages whole copies (SEMANTICS.md)
+def test_an_object_replaced_behind_an_open_append_fails_estale_and_is_never_mixed(emulator, remount, tmp_path):
+    """SEMANTICS.md: "If the object changed in COS since the file was opened, the upload fails
+    (ESTALE) and COS keeps the other writer's version: never a mix; the data is kept, and the
+    next mount moves it to lost+found with a `.extents.json` saying which ranges were written."
+    The old bytes are copied inside COS in a few large parts, each pinned to the old ETag."""
+    put_existing(emulator, "log.bin", 30 * MiB, seed=11)
+    theirs = random.Random(12).randbytes(30 * MiB)
+    mounted = remount("behind")
+    log = open(mounted.path / "log.bin", "ab", buffering=0)
+    log.write(random.Random(13).randbytes(MiB))
+    Bucket(emulator).put("log.bin", theirs, file_meta(mode=0o100644))  # another writer, meanwhile
+    with pytest.raises(OSError) as failure:
+        log.close()
+    assert failure.value.errno == errno.ESTALE
+    assert Bucket(emulator).get("log.bin") == theirs, "COS keeps the other writer's version, whole"
+    mounted.stop()
+
+    again = remount("behind")
+    assert Bucket(emulator).get("log.bin") == theirs
+    found = list((tmp_path / "behind-cache" / "lost+found").rglob("log.bin*"))
+    assert sorted(path.name for path in found) == ["log.bin", "log.bin.extents.json"], again.log()[-3000:]
+
+
+@pytest.mark.parametrize("api", ["xml"])
+def test_an_append_under_faults_completes_or_fails_with_the_old_object_kept(emulator, tmp_path, api):
+    """SEMANTICS.md: "Until it is stored, the old object is untouched": under 503s and resets
+    the append either lands whole or close reports the error and COS keeps the old bytes; no
+    upload session is left either way (this module's autouse check)."""
+    old = put_existing(emulator, "log.bin", 30 * MiB, seed=14)
+    line = random.Random(15).randbytes(MiB)
+    mounted = mount(emulator, tmp_path, f"api={api},retries=10")
+    try:
+        os.stat(mounted.path / "log.bin")
+        emulator.admin("faults", {"fail_rate": 0.2, "reset_rate": 0.1, "latency_ms": 5, "seed": 5})
+        try:
+            with open(mounted.path / "log.bin", "ab") as log:
+                log.write(line)
+            stored = True
+        except OSError:
+            stored = False
+        emulator.admin("faults", {"fail_rate": 0, "reset_rate": 0, "latency_ms": 0})
+        assert Bucket(emulator).get("log.bin") == (bytes(old) + line if stored else bytes(old))
+        assert "retrying" in mounted.log(), "the faults never hit"
+    finally:
+        stop_and_show(mounted)
